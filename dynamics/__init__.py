@@ -1,0 +1,36 @@
+"""adadim.dynamics: exact, fast estimators of a representation's dynamics, in pure torch.
+
+Every function takes torch tensors with samples in rows, returns 0-d tensors (or tuples of
+them), uses natural logs, and builds an autograd graph only when its inputs require grad.
+"""
+
+from .entropy import (
+    entropy_of_gram,
+    joint_entropy,
+    mutual_information,
+    permuted_mutual_information,
+    renyi_entropy,
+)
+from .geometry import alignment, uniformity
+from .kernels import gram_matrix, median_heuristic_sigma
+from .monitor import DEFAULT_METRICS, METRIC_GROUPS, DynamicsMonitor, MonitorSettings
+from .spectrum import alpha_req, effective_rank, lidar
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "METRIC_GROUPS",
+    "DynamicsMonitor",
+    "MonitorSettings",
+    "alignment",
+    "alpha_req",
+    "effective_rank",
+    "entropy_of_gram",
+    "gram_matrix",
+    "joint_entropy",
+    "lidar",
+    "median_heuristic_sigma",
+    "mutual_information",
+    "permuted_mutual_information",
+    "renyi_entropy",
+    "uniformity",
+]

@@ -1,0 +1,96 @@
+"""Trace-normalized Gram matrices for the matrix-based entropy estimators.
+
+Every function here returns A with tr(A) = 1 and A positive semi-definite, the object whose
+spectrum Sanchez Giraldo, Rao & Principe (IEEE T-IT 2015, arXiv 1211.2459) treat as a
+probability distribution.
+
+- ``cosine``: K = X̂X̂ᵀ with L2-normalized rows, A = K / N (tr K = N).
+- ``linear``: K = XXᵀ, A = K / tr K.
+- ``gaussian``: K_ij = exp(-‖x_i - x_j‖² / (2σ²)), A = K / N. With ``sigma=None`` the width is
+  the median heuristic: σ = median of the N(N-1)/2 pairwise distances ‖x_i - x_j‖, i < j, so a
+  typical pair has K = exp(-1/2). The width is computed without gradient, which keeps the
+  estimator differentiable in x alone. If more than half of the pairs coincide, the median
+  of the non-zero distances is used; if all samples coincide, σ = 1 (and A is rank one).
+
+For ``cosine`` and ``linear`` the Gram matrix has explicit features F (X̂ or X), so its
+non-zero spectrum is that of the D×D matrix FᵀF / tr. ``feature_map`` exposes F so callers can
+work on whichever side is smaller. No such shortcut exists for the Gaussian kernel or for
+the Hadamard product of two Gram matrices.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ._validation import check_kernel, check_sigma
+
+
+def normalized_rows(x: torch.Tensor) -> torch.Tensor:
+    # eps keeps an all-zero row at zero instead of producing NaN.
+    return F.normalize(x, p=2.0, dim=1, eps=1e-12)
+
+
+def feature_map(x: torch.Tensor, kernel: str) -> torch.Tensor | None:
+    """The explicit features F with K = FFᵀ, or None where the kernel has none (Gaussian)."""
+    check_kernel(kernel)
+    if kernel == "cosine":
+        return normalized_rows(x)
+    if kernel == "linear":
+        return x
+    return None
+
+
+def squared_distances(x: torch.Tensor) -> torch.Tensor:
+    """‖x_i - x_j‖² for all pairs, through one matrix product; clamped at 0 against round-off."""
+    sq_norms = (x * x).sum(dim=1)
+    d2 = (sq_norms[:, None] + sq_norms[None, :] - 2.0 * (x @ x.T)).clamp_min(0.0)
+    # Round-off leaves small positives on the diagonal; the true value is exactly 0.
+    eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
+    return d2.masked_fill(eye, 0.0)
+
+
+@torch.no_grad()
+def median_heuristic_sigma(x: torch.Tensor) -> float:
+    """The Gaussian width used when ``sigma=None``: the median pairwise distance (i < j)."""
+    n = x.shape[0]
+    d2 = squared_distances(x.detach())
+    iu = torch.triu_indices(n, n, offset=1, device=x.device)
+    dist = d2[iu[0], iu[1]].sqrt()
+    sigma = _median(dist)
+    if sigma <= 0.0:
+        nonzero = dist[dist > 0]
+        sigma = _median(nonzero) if nonzero.numel() else 1.0
+    return sigma
+
+
+def _median(values: torch.Tensor) -> float:
+    # The usual median (mean of the two middle values); torch.median returns the lower one.
+    ordered = values.sort().values
+    m = ordered.numel()
+    return float((ordered[(m - 1) // 2] + ordered[m // 2]) / 2)
+
+
+def gram_matrix(x: torch.Tensor, kernel: str = "cosine", sigma: float | None = None) -> torch.Tensor:
+    """The N×N trace-one Gram matrix A of the rows of x for the chosen kernel."""
+    check_kernel(kernel)
+    sigma = check_sigma(sigma)
+    if kernel == "gaussian":
+        width = median_heuristic_sigma(x) if sigma is None else sigma
+        k = torch.exp(-squared_distances(x) / (2.0 * width * width))
+    else:
+        f = feature_map(x, kernel)
+        k = f @ f.T
+    return trace_normalize(k)
+
+
+def trace_normalize(k: torch.Tensor) -> torch.Tensor:
+    trace = torch.diagonal(k).sum()
+    if float(trace.detach()) <= 0.0:
+        raise ValueError("the Gram matrix has zero trace: every sample is the zero vector")
+    return k / trace
+
+
+def hadamard_normalized(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """A∘B / tr(A∘B): the joint Gram matrix of Sanchez Giraldo et al."""
+    return trace_normalize(a * b)

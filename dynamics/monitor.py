@@ -1,0 +1,230 @@
+"""Turn one training step's R and Z into a flat dict of dynamics metrics.
+
+The keys are the ``dynamics/`` names fixed in DESIGN.md. Views are stacked along the
+sample axis before measuring (Ouyang et al., ICLR 2025, concatenate both views), so a batch
+of B images with 2 views is measured on N = 2B samples. Under ``torch.distributed`` each
+view is gathered across ranks first, in rank order, so every rank gets the numbers one
+process would get on the whole global batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ._validation import KERNELS, check_features, check_order, check_positive, check_sigma
+from .entropy import autocast_off, information_terms
+from .geometry import alignment, uniformity_from_cosine
+from .kernels import normalized_rows
+from .spectrum import alpha_req, effective_rank, lidar
+
+PREFIX = "dynamics/"
+
+# Metric groups a monitor can run, and the keys each one writes.
+METRIC_GROUPS: dict[str, tuple[str, ...]] = {
+    "entropy": ("H_R", "H_Z"),
+    "mutual_information": ("H_RZ", "I_RZ", "ratio_H_I"),
+    "permutation_baseline": ("I_RZ_perm",),
+    "normalized": ("H_R_norm", "H_Z_norm", "H_RZ_norm", "I_RZ_norm", "I_RZ_perm_norm"),
+    "effective_rank": ("erank_R", "erank_Z"),
+    "uniformity": ("uniformity_Z",),
+    "alignment": ("alignment_Z",),
+    "alpha_req": ("alpha_req_R", "alpha_req_R_r2", "alpha_req_Z", "alpha_req_Z_r2"),
+    "lidar": ("lidar_R", "lidar_Z"),
+}
+DEFAULT_METRICS: tuple[str, ...] = (
+    "entropy",
+    "mutual_information",
+    "permutation_baseline",
+    "normalized",
+    "effective_rank",
+    "uniformity",
+    "alignment",
+)
+_INFORMATION_GROUPS = {"entropy", "mutual_information", "permutation_baseline", "normalized"}
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """What the monitor measures and how.
+
+    - ``metrics``: names from ``METRIC_GROUPS``; ``alpha_req`` and ``lidar`` are off by default.
+    - ``alpha``, ``kernel``, ``sigma``: the Rényi order and kernel of every entropy and MI.
+      alpha = 2 uses the Frobenius fast path.
+    - ``n_permutations``, ``seed``: the permutation baseline I(R; πZ).
+    - ``erank_eps``: 0 for Roy–Vetterli, 1e-7 for RankMe.
+    - ``uniformity_t``, ``alignment_alpha``: Wang & Isola's t and α.
+    - ``alpha_req_range``: 1-based eigenvalue ranks of the α-ReQ fit.
+    - ``lidar_delta``, ``lidar_eps``: LiDAR's δ and ε.
+    - ``gather``: gather the batch across ``torch.distributed`` ranks before measuring.
+    """
+
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    alpha: float = 2.0
+    kernel: str = "cosine"
+    sigma: float | None = None
+    n_permutations: int = 4
+    seed: int = 0
+    erank_eps: float = 0.0
+    uniformity_t: float = 2.0
+    alignment_alpha: float = 2.0
+    alpha_req_range: tuple[int, int] = (11, 100)
+    lidar_delta: float = 1e-4
+    lidar_eps: float = 1e-7
+    gather: bool = True
+
+    def __post_init__(self) -> None:
+        metrics = tuple(self.metrics)
+        unknown = [m for m in metrics if m not in METRIC_GROUPS]
+        if unknown:
+            raise ValueError(f"unknown dynamics metric(s) {unknown}; choose from {sorted(METRIC_GROUPS)}")
+        object.__setattr__(self, "metrics", metrics)
+        check_order(self.alpha)
+        if self.kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {self.kernel!r}; choose one of {', '.join(KERNELS)}")
+        check_sigma(self.sigma)
+        if int(self.n_permutations) < 1:
+            raise ValueError(f"n_permutations must be >= 1, got {self.n_permutations!r}")
+        check_positive(self.erank_eps, "erank_eps", allow_zero=True)
+        check_positive(self.uniformity_t, "uniformity_t")
+        check_positive(self.alignment_alpha, "alignment_alpha")
+        check_positive(self.lidar_delta, "lidar_delta")
+        check_positive(self.lidar_eps, "lidar_eps", allow_zero=True)
+        object.__setattr__(self, "alpha_req_range", tuple(int(v) for v in self.alpha_req_range))
+
+    def keys(self) -> list[str]:
+        """Every key this monitor can write (views-dependent keys included)."""
+        return [PREFIX + key for group in self.metrics for key in METRIC_GROUPS[group]]
+
+
+def _distributed_world() -> int:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate x's rows from every rank, in rank order; ranks may hold different counts."""
+    if _distributed_world() == 1:
+        return x
+    dist = torch.distributed
+    world = dist.get_world_size()
+    x = x.contiguous()
+    count = torch.tensor([x.shape[0]], device=x.device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(counts, count)
+    counts = [int(c) for c in counts]
+    padded = x.new_zeros((max(counts), *x.shape[1:]))
+    padded[: x.shape[0]] = x
+    pieces = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(pieces, padded)
+    return torch.cat([piece[:c] for piece, c in zip(pieces, counts, strict=True)], dim=0)
+
+
+def _as_views(x: torch.Tensor | Sequence[torch.Tensor], name: str) -> list[torch.Tensor]:
+    views = [x] if isinstance(x, torch.Tensor) else list(x)
+    if not views:
+        raise ValueError(f"{name} has no views")
+    for i, view in enumerate(views):
+        if not isinstance(view, torch.Tensor):
+            raise TypeError(f"{name}[{i}] must be a torch.Tensor, got {type(view).__name__}")
+    return [view.flatten(1) if view.dim() > 2 else view for view in views]
+
+
+class DynamicsMonitor:
+    """Measure a step's representation R and embedding Z.
+
+    ``monitor(r, z)`` takes R and Z, each a tensor (N×D) or a sequence of views (each B×D,
+    row i of every view being the same image). It returns ``{"dynamics/H_R": float, ...}``
+    with the keys of ``settings.metrics``; ``alignment`` and ``lidar`` need at least two
+    views and are left out otherwise. ``dynamics/n_samples`` records the N measured, for
+    normalizing by log N later. Runs without gradient, in float32 or better, autocast off.
+    """
+
+    def __init__(self, settings: MonitorSettings | None = None, **overrides) -> None:
+        if settings is None:
+            settings = MonitorSettings(**overrides)
+        elif overrides:
+            raise TypeError("pass either a MonitorSettings or keyword settings, not both")
+        self.settings = settings
+
+    def __call__(self, r, z) -> dict[str, float]:
+        return self.measure(r, z)
+
+    @torch.no_grad()
+    def measure(self, r, z) -> dict[str, float]:
+        s = self.settings
+        r_views, z_views = _as_views(r, "r"), _as_views(z, "z")
+        self._validate(r_views, z_views)
+        r_views = [gather_rows(v.detach()) for v in r_views] if s.gather else [v.detach() for v in r_views]
+        z_views = [gather_rows(v.detach()) for v in z_views] if s.gather else [v.detach() for v in z_views]
+        r_views = [v.double() if v.dtype == torch.float64 else v.float() for v in r_views]
+        z_views = [v.double() if v.dtype == torch.float64 else v.float() for v in z_views]
+        with autocast_off(r_views[0].device):
+            values = self._measure(r_views, z_views)
+        names = list(values)
+        numbers = torch.stack([values[k].detach().to(torch.float64).cpu() for k in names]).tolist()
+        return {PREFIX + k: float(v) for k, v in zip(names, numbers, strict=True)}
+
+    def _validate(self, r_views: list[torch.Tensor], z_views: list[torch.Tensor]) -> None:
+        for name, views in (("r", r_views), ("z", z_views)):
+            for i, view in enumerate(views):
+                check_features(view, f"{name}[{i}]", min_samples=1)
+            if len({v.shape for v in views}) != 1:
+                raise ValueError(
+                    f"every view of {name} must have the same shape, got {[tuple(v.shape) for v in views]}"
+                )
+        if r_views[0].shape[0] != z_views[0].shape[0] or len(r_views) != len(z_views):
+            raise ValueError(
+                f"r and z must hold the same samples: got {len(r_views)} view(s) of {r_views[0].shape[0]} "
+                f"and {len(z_views)} view(s) of {z_views[0].shape[0]}"
+            )
+        if r_views[0].shape[0] * len(r_views) * _distributed_world() < 2:
+            raise ValueError("the dynamics monitor needs at least 2 samples in all")
+
+    def _measure(self, r_views: list[torch.Tensor], z_views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        s = self.settings
+        groups = set(s.metrics)
+        r, z = torch.cat(r_views), torch.cat(z_views)
+        n = r.shape[0]
+        out: dict[str, torch.Tensor] = {"n_samples": torch.tensor(float(n))}
+        cosine_z = None
+        if groups & _INFORMATION_GROUPS:
+            n_perm = s.n_permutations if groups & {"permutation_baseline"} else 0
+            terms = information_terms(r, z, s.alpha, s.kernel, s.sigma, "auto", n_perm, s.seed)
+            if s.kernel == "cosine":
+                cosine_z = terms["gram_y"] * n  # A = K / N for the cosine kernel
+            h_r, h_z, h_rz, i_rz = (terms[k] for k in ("entropy_x", "entropy_y", "joint_entropy", "mutual_information"))
+            if "entropy" in groups:
+                out.update(H_R=h_r, H_Z=h_z)
+            if "mutual_information" in groups:
+                ratio = h_r / i_rz if float(i_rz) > 1e-12 else torch.tensor(math.nan)
+                out.update(H_RZ=h_rz, I_RZ=i_rz, ratio_H_I=ratio)
+            if n_perm:
+                out["I_RZ_perm"] = terms["permuted_mutual_information"]
+            if "normalized" in groups:
+                log_n = math.log(n)
+                out.update(H_R_norm=h_r / log_n, H_Z_norm=h_z / log_n, H_RZ_norm=h_rz / log_n, I_RZ_norm=i_rz / log_n)
+                if n_perm:
+                    out["I_RZ_perm_norm"] = terms["permuted_mutual_information"] / log_n
+        if "effective_rank" in groups:
+            out.update(erank_R=effective_rank(r, s.erank_eps), erank_Z=effective_rank(z, s.erank_eps))
+        if "uniformity" in groups:
+            if cosine_z is None:
+                zn = normalized_rows(z)
+                cosine_z = zn @ zn.T
+            out["uniformity_Z"] = uniformity_from_cosine(cosine_z, s.uniformity_t)
+        if "alignment" in groups and len(z_views) >= 2:
+            out["alignment_Z"] = alignment(z_views[0], z_views[1], s.alignment_alpha)
+        if "alpha_req" in groups:
+            for name, x in (("R", r), ("Z", z)):
+                exponent, r2 = alpha_req(x, s.alpha_req_range)
+                out[f"alpha_req_{name}"], out[f"alpha_req_{name}_r2"] = exponent, r2
+        if "lidar" in groups and len(r_views) >= 2:
+            out["lidar_R"] = lidar(torch.stack(r_views, dim=1), s.lidar_delta, s.lidar_eps)
+            out["lidar_Z"] = lidar(torch.stack(z_views, dim=1), s.lidar_delta, s.lidar_eps)
+        return out

@@ -1,0 +1,1 @@
+"""adadim.training: data, models, losses, the weight controller, the loop and the CLI."""

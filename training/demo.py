@@ -1,0 +1,75 @@
+"""`adadim demo`: the dynamics estimators on real data (scikit-learn's embedded digits).
+
+R is the standardized 8×8 digit pixels. Three embeddings Z are measured against it:
+
+- ``projector``: a random 2-layer ReLU MLP of R (Z depends on R, as a projector's output does);
+- ``labels``: a random embedding of the class label plus noise (Z keeps only the class);
+- ``independent``: Gaussian noise of the same width (Z carries nothing about R).
+
+Each is measured at several batch sizes N. It shows why the permutation baseline is logged
+beside I(R;Z): with high-dimensional cosine features the independent Z has the *largest*
+I(R;Z), because I mostly tracks H(Z). Only the excess I - I_perm ranks the three correctly.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from dynamics import DynamicsMonitor
+
+COLUMNS = ("H_R", "H_Z", "I_RZ", "I_RZ_perm", "erank_R", "erank_Z")
+
+
+def digits_tensor() -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = torch.tensor(data.data, dtype=torch.float32)
+    x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+    return x, torch.tensor(data.target)
+
+
+def embeddings(
+    r: torch.Tensor, labels: torch.Tensor, width: int, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
+    d = r.shape[1]
+    w1 = torch.randn(d, 512, generator=generator) / d**0.5
+    w2 = torch.randn(512, width, generator=generator) / 512**0.5
+    class_codes = torch.randn(10, width, generator=generator)
+    return {
+        "projector": torch.relu(r @ w1) @ w2,
+        "labels": class_codes[labels] + 0.5 * torch.randn(len(r), width, generator=generator),
+        "independent": torch.randn(len(r), width, generator=generator),
+    }
+
+
+def run_demo(batch_sizes=(64, 256, 1024), width: int = 2048, seed: int = 0) -> list[dict[str, float]]:
+    x, y = digits_tensor()
+    generator = torch.Generator().manual_seed(seed)
+    monitor = DynamicsMonitor(metrics=("entropy", "mutual_information", "permutation_baseline", "effective_rank"))
+    rows = []
+    for n in batch_sizes:
+        idx = torch.randperm(len(x), generator=generator)[:n]
+        r = x[idx]
+        for name, z in embeddings(r, y[idx], width, generator).items():
+            start = time.perf_counter()
+            values = monitor(r, z)
+            rows.append({"N": n, "Z": name, "ms": 1e3 * (time.perf_counter() - start), **values})
+    return rows
+
+
+def main(args) -> int:
+    rows = run_demo(tuple(args.batch_sizes), args.width, args.seed)
+    print(f"dynamics of the digits pixels R (64-d) against three {args.width}-d embeddings Z; nats, alpha=2, cosine")
+    header = f"{'N':>5} {'Z':<12}" + "".join(f"{c:>11}" for c in (*COLUMNS, "I-I_perm")) + f"{'ms':>8}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        cells = "".join(f"{row['dynamics/' + c]:>11.3f}" for c in COLUMNS)
+        excess = row["dynamics/I_RZ"] - row["dynamics/I_RZ_perm"]
+        print(f"{row['N']:>5} {row['Z']:<12}{cells}{excess:>11.3f}{row['ms']:>8.1f}")
+    print("I_RZ_perm is I(R; Z with its samples shuffled): the value I takes with no dependence.")
+    print("I - I_perm is the dependence that I(R;Z) actually measures; I alone saturates with N.")
+    return 0
