@@ -1,0 +1,109 @@
+"""The weight controller: alpha and beta for every step.
+
+L = (1 - α) L_dim + α L_NT-Xent - s · β · I(R;Z), β = γ·α, where L_dim is VICReg (Barlow
+Twins for ``barlow``) and s = +1 maximizes the MI term (``mi_sign="maximize"``), -1
+minimizes it.
+
+AdaDim's exact α formula is unpublished (Kokilepersaud et al., arXiv 2505.12576). What the
+public reviews state: α ∈ [0, 1] comes from the effective rank of Z, computed by SVD without
+gradient every k steps; it weights NT-Xent and 1 - α weights VICReg; β = γ·α. Our
+reconstruction, every choice a switch:
+
+- α_raw = erank(Z) / min(N, D_Z) (``normalization="dim"``), or
+  log erank / log min(N, D_Z) (``normalization="log"``), on the first view's Z;
+- ``invert=True`` uses 1 - α_raw instead;
+- refreshed every ``every`` steps, smoothed as α ← m·α + (1 - m)·α_raw with ``ema``
+  (0 = no smoothing), then clipped to [alpha_min, alpha_max].
+
+The other methods: ``vicreg`` α ≡ 0, ``simclr`` α ≡ 1, ``barlow`` α ≡ 0, ``fixed`` a
+constant, ``linear``/``cosine`` schedules from alpha_start to alpha_end over training
+(the paper's ablations).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from dynamics import effective_rank
+
+METHODS = ("adadim", "vicreg", "simclr", "barlow", "fixed", "linear", "cosine")
+
+
+@dataclass
+class Weights:
+    alpha: float
+    beta: float
+
+
+class WeightController:
+    def __init__(
+        self,
+        method: str,
+        total_steps: int,
+        gamma: float = 0.0,
+        alpha: float = 0.5,
+        alpha_start: float = 0.0,
+        alpha_end: float = 1.0,
+        every: int = 10,
+        ema: float = 0.0,
+        normalization: str = "dim",
+        invert: bool = False,
+        alpha_min: float = 0.0,
+        alpha_max: float = 1.0,
+        initial_alpha: float = 0.5,
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        if normalization not in ("dim", "log"):
+            raise ValueError(f"unknown normalization {normalization!r}; choose 'dim' or 'log'")
+        self.method, self.total_steps, self.gamma = method, max(1, int(total_steps)), float(gamma)
+        self.fixed_alpha, self.alpha_start, self.alpha_end = float(alpha), float(alpha_start), float(alpha_end)
+        self.every, self.ema, self.normalization, self.invert = int(every), float(ema), normalization, bool(invert)
+        self.alpha_min, self.alpha_max = float(alpha_min), float(alpha_max)
+        self.current = float(initial_alpha)  # AdaDim state: the alpha in force
+        self.erank_norm = math.nan
+
+    def needs_embedding(self, step: int) -> bool:
+        return self.method == "adadim" and step % self.every == 0
+
+    def normalized_erank(self, z: torch.Tensor) -> float:
+        n, d = z.shape
+        erank = float(effective_rank(z.detach().float()))
+        top = min(n, d)
+        if self.normalization == "dim":
+            return erank / top
+        return math.log(erank) / math.log(top) if top > 1 else 0.0
+
+    def step(self, step: int, z: torch.Tensor | None = None) -> Weights:
+        """The weights for optimizer step `step` (0-based); `z` is needed when `needs_embedding`."""
+        if self.method == "adadim":
+            if self.needs_embedding(step):
+                if z is None:
+                    raise ValueError("AdaDim needs this step's embedding Z to update alpha")
+                self.erank_norm = self.normalized_erank(z)
+                target = 1.0 - self.erank_norm if self.invert else self.erank_norm
+                first = step == 0
+                self.current = target if first or self.ema == 0 else self.ema * self.current + (1 - self.ema) * target
+                self.current = min(self.alpha_max, max(self.alpha_min, self.current))
+            alpha = self.current
+        elif self.method in ("vicreg", "barlow"):
+            alpha = 0.0
+        elif self.method == "simclr":
+            alpha = 1.0
+        elif self.method == "fixed":
+            alpha = self.fixed_alpha
+        else:
+            progress = min(1.0, step / max(1, self.total_steps - 1))
+            if self.method == "cosine":
+                progress = 0.5 * (1.0 - math.cos(math.pi * progress))
+            alpha = self.alpha_start + (self.alpha_end - self.alpha_start) * progress
+        return Weights(alpha=alpha, beta=self.gamma * alpha)
+
+    def state_dict(self) -> dict:
+        return {"current": self.current, "erank_norm": self.erank_norm}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.current, self.erank_norm = float(state["current"]), float(state["erank_norm"])
