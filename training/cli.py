@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adadim", description="AdaDim: representational dynamics of SSL")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser(
+        "train",
+        help="train one SSL run (AdaDim or a baseline)",
+        description="Train one run. Overrides are OmegaConf key=value pairs, e.g. method=simclr optim.epochs=50.",
+    )
+    train.add_argument(
+        "--config", default=None, help="a YAML file, or a bundled config name (digits, cifar10-resnet18)"
+    )
+    train.add_argument("overrides", nargs="*", help="key=value config overrides")
 
     demo = commands.add_parser("demo", help="measure the dynamics estimators on the embedded digits data")
     demo.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024], help="values of N")
@@ -17,8 +28,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _train(args) -> int:
+    from .config import ConfigError, load_config
+    from .data import DatasetNotFound
+    from .trainer import NonFiniteLoss, train
+
+    try:
+        cfg = load_config(args.config, args.overrides)
+        summary = train(cfg)
+    except ConfigError as error:
+        print(f"adadim train: bad config: {error}", file=sys.stderr)
+        return 2
+    except DatasetNotFound as error:
+        print(f"adadim train: {error}", file=sys.stderr)
+        return 2
+    except NonFiniteLoss as error:
+        print(f"adadim train: {error}", file=sys.stderr)
+        return 1
+    if summary["state"] == "interrupted":
+        print(
+            f"adadim train: interrupted at step {summary['step']}; checkpoint saved in {summary['run_dir']}",
+            file=sys.stderr,
+        )
+        return 128 + summary["signal"]
+    if int(os.environ.get("RANK", "0")) == 0:
+        keys = ("final/linear_top1", "final/random_init_linear_top1", "final/knn_top1", "eval/knn_top1")
+        shown = ", ".join(f"{k} {summary[k]:.4f}" for k in keys if k in summary)
+        print(f"run {summary['run_dir']} finished after {summary['trainer/step']} steps: {shown}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "train":
+        return _train(args)
     if args.command == "demo":
         from .demo import main as demo_main
 

@@ -14,34 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import check_pair
-
-
-class _GatherWithGrad(torch.autograd.Function):
-    """all_gather whose backward sums every rank's gradient and keeps this rank's slice
-    (uses only all_reduce, so it runs on gloo as well as NCCL)."""
-
-    @staticmethod
-    def forward(ctx, z: torch.Tensor) -> torch.Tensor:
-        dist = torch.distributed
-        ctx.rank, ctx.rows = dist.get_rank(), z.shape[0]
-        pieces = [torch.empty_like(z) for _ in range(dist.get_world_size())]
-        dist.all_gather(pieces, z.contiguous())
-        return torch.cat(pieces)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
-        torch.distributed.all_reduce(grad)
-        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
-
-
-def _gather_with_grad(z: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """All ranks' rows in rank order, differentiable, and this rank's row offset. Every rank
-    must hold the same batch size (the trainer drops the last partial batch)."""
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return z, 0
-    return _GatherWithGrad.apply(z), dist.get_rank() * z.shape[0]
+from .distributed import gather_with_grad, world_and_rank
 
 
 def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
@@ -50,8 +23,8 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
-    all1, offset = _gather_with_grad(z1)
-    all2, _ = _gather_with_grad(z2)
+    all1, all2 = gather_with_grad(z1), gather_with_grad(z2)
+    offset = world_and_rank()[1] * z1.shape[0]
     b, total = z1.shape[0], all1.shape[0]
     if 2 * total < 2:
         raise ValueError("NT-Xent needs at least one negative")

@@ -1,0 +1,258 @@
+import math
+import signal
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from trainer_helpers import REPO, TIMING_KEYS, cli, env, free_port, history, tiny_overrides
+
+from analysis.wandb_file import read_run
+from training.checkpoint import checkpoints, load_latest
+from training.cli import main
+from training.config import load_config
+from training.trainer import train
+
+EVERY_STEP = {
+    "trainer/step",
+    "trainer/epoch",
+    "trainer/samples_per_s",
+    "train/loss",
+    "train/loss_vicreg",
+    "train/vicreg_invariance",
+    "train/vicreg_variance",
+    "train/vicreg_covariance",
+    "train/loss_nt_xent",
+    "train/loss_mi",
+    "train/lr",
+    "adadim/alpha",
+    "adadim/beta",
+    "adadim/erank_z_norm",
+}
+DYNAMICS = {
+    "dynamics/H_R",
+    "dynamics/H_Z",
+    "dynamics/H_RZ",
+    "dynamics/I_RZ",
+    "dynamics/I_RZ_perm",
+    "dynamics/ratio_H_I",
+    "dynamics/erank_R",
+    "dynamics/erank_Z",
+    "dynamics/uniformity_Z",
+    "dynamics/alignment_Z",
+}
+
+
+def test_end_to_end_offline_run_logs_every_key_locally_and_to_wandb(tmp_path):
+    cfg = load_config(None, tiny_overrides(tmp_path, "e2e", **{"wandb.mode": "offline", "adadim.gamma": 0.1}))
+    summary = train(cfg)
+    run_dir = tmp_path / "e2e"
+    rows = history(run_dir)
+    steps_per_epoch = 192 // 32
+    assert [r["trainer/step"] for r in rows] == list(range(3 * steps_per_epoch))
+    for r in rows:
+        assert EVERY_STEP <= r.keys()
+        assert (r["trainer/step"] % 2 == 0) == (DYNAMICS <= r.keys())
+        assert ("eval/knn_top1" in r) == ((r["trainer/step"] + 1) % steps_per_epoch == 0)
+        assert r["adadim/beta"] == pytest.approx(0.1 * r["adadim/alpha"])
+        assert r["train/loss_mi"] != 0.0
+    assert summary["state"] == "finished"
+    for key in ("final/linear_top1", "final/knn_top1", "final/random_init_linear_top1"):
+        assert 0.0 <= summary[key] <= 1.0
+
+    wandb_files = list((run_dir / "wandb").glob("offline-run-*/run-e2e.wandb"))
+    assert len(wandb_files) == 1
+    logged = read_run(wandb_files[0])
+    assert logged["id"] == "e2e" and logged["exit_code"] == 0
+    assert logged["config"]["method"] == "adadim" and logged["config"]["optim.lr"] == 0.5
+    by_step = {int(r["_step"]): r for r in logged["history"]}
+    assert sorted(by_step) == [r["trainer/step"] for r in rows]
+    for r in rows:
+        for key, value in r.items():
+            assert by_step[r["trainer/step"]][key] == pytest.approx(value, rel=1e-6, nan_ok=True), key
+    assert logged["summary"]["final/linear_top1"] == pytest.approx(summary["final/linear_top1"])
+
+
+def test_same_seed_same_history_on_cpu(tmp_path):
+    a = train(load_config(None, tiny_overrides(tmp_path, "a", **{"optim.epochs": 1})))
+    b = train(load_config(None, tiny_overrides(tmp_path, "b", **{"optim.epochs": 1})))
+    assert a["state"] == b["state"] == "finished"
+    ha, hb = history(tmp_path / "a"), history(tmp_path / "b")
+    assert [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in ha] == [
+        {k: v for k, v in r.items() if k not in TIMING_KEYS} for r in hb
+    ]
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_history(tmp_path):
+    extra = {"optim.epochs": 30, "run.checkpoint_every_steps": 7, "dynamics.every": 5, "eval.every_epochs": 4}
+    args = cli("train", *tiny_overrides(tmp_path, "killed", **extra))
+    proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    history_file = tmp_path / "killed" / "history.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if history_file.is_file() and len(history_file.read_text().splitlines()) >= 40:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run ended before it could be killed; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoints(tmp_path / "killed" / "checkpoints"), "no checkpoint before the kill"
+    killed_rows = len(history_file.read_text().splitlines())
+    assert killed_rows < 180
+
+    resumed = subprocess.run(args, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    reference = train(load_config(None, tiny_overrides(tmp_path, "straight", **extra)))
+    assert reference["state"] == "finished"
+    got, want = history(tmp_path / "killed"), history(tmp_path / "straight")
+    assert [r["trainer/step"] for r in got] == list(range(180))
+    assert _strip(got) == _strip(want)
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tmp_path):
+    args = cli(
+        "train", *tiny_overrides(tmp_path, "term", **{"optim.epochs": 200, "run.checkpoint_every_steps": 100000})
+    )
+    proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    history_file = tmp_path / "term" / "history.jsonl"
+    while proc.poll() is None and not (history_file.is_file() and len(history_file.read_text().splitlines()) >= 5):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted at step" in err
+    latest = load_latest(tmp_path / "term" / "checkpoints")
+    assert latest is not None
+    rows = history(tmp_path / "term")
+    assert latest[1]["step"] == len(rows)
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, capsys):
+    code = main(
+        [
+            "train",
+            *tiny_overrides(
+                tmp_path,
+                "nan",
+                **{"optim.name": "sgd", "optim.lr": 1e30, "optim.warmup_epochs": 0, "run.checkpoint_every_steps": 1},
+            ),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "the loss became" in err and "Last good checkpoint" in err
+    latest = load_latest(tmp_path / "nan" / "checkpoints")
+    assert latest is not None
+    for tensor in latest[1]["model"].values():
+        assert torch.isfinite(tensor.float()).all()
+    assert '"state": "failed: non-finite loss"' in (tmp_path / "nan" / "summary.json").read_text()
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("bogus.key=1", "Key 'bogus' not in 'TrainConfig'"),
+        ("optim.lr=fast", "optim.lr: Value 'fast'"),
+        ("optim.lr=-0.1", "optim.lr must be > 0"),
+        ("method=byol", "unknown method 'byol'"),
+        ("data.name=mnist", "unknown dataset 'mnist'"),
+        ("data.name=cifar10", "data.root is required"),
+        ("model.backbone=vit", "unknown backbone"),
+        ("wandb.mode=sometimes", "wandb.mode must be"),
+    ],
+)
+def test_bad_config_is_refused_before_work_with_exit_2(override, message, tmp_path, capsys):
+    assert main(["train", f"run.root={tmp_path}", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir()), "nothing may be written for a refused config"
+
+
+def test_missing_dataset_names_the_expected_path(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code = main(["train", "data.name=cifar10", f"data.root={tmp_path / 'empty'}", f"run.root={tmp_path / 'runs'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cifar-10-batches-py" in err and "data.download=true" in err
+    code = main(["train", "data.name=imagefolder", f"data.root={tmp_path / 'empty'}", f"run.root={tmp_path / 'runs'}"])
+    assert code == 2 and "train/<class>" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_changed_config(tmp_path, capsys):
+    assert main(["train", *tiny_overrides(tmp_path, "same", **{"optim.epochs": 1})]) == 0
+    assert main(["train", *tiny_overrides(tmp_path, "same", **{"optim.epochs": 1, "optim.lr": 0.1})]) == 2
+    assert "different config (optim.lr)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["vicreg", "simclr", "barlow", "fixed", "linear", "cosine"])
+def test_every_method_trains(method, tmp_path):
+    summary = train(load_config(None, tiny_overrides(tmp_path, method, method=method, **{"optim.epochs": 1})))
+    rows = history(tmp_path / method)
+    alphas = [r["adadim/alpha"] for r in rows]
+    expected = {"vicreg": 0.0, "simclr": 1.0, "barlow": 0.0, "fixed": 0.5}
+    if method in expected:
+        assert set(alphas) == {expected[method]}
+    else:
+        assert alphas[0] == pytest.approx(0.0) and alphas[-1] == pytest.approx(1.0)
+    if method == "barlow":
+        assert all("train/loss_barlow" in r for r in rows)
+    assert math.isfinite(summary["train/loss"])
+
+
+def test_ddp_two_cpu_processes_on_gloo(tmp_path):
+    args = [
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        "-m",
+        "training.cli",
+        "train",
+        *tiny_overrides(tmp_path, "ddp", **{"optim.epochs": 2}),
+    ]
+    import sys
+
+    result = subprocess.run([sys.executable, *args], cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = history(tmp_path / "ddp")
+    # One writer (rank 0), one row per global step, and the monitor saw the global batch.
+    assert [r["trainer/step"] for r in rows] == list(range(12))
+    assert {r["dynamics/n_samples"] for r in rows if "dynamics/n_samples" in r} == {64.0}
+    assert '"state": "finished"' in (tmp_path / "ddp" / "summary.json").read_text()
+
+
+CIFAR_JPEG = REPO.parent / "shared" / "data" / "cifar10-jpeg" / "test.tar.gz"
+
+
+@pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason="shared/data/cifar10-jpeg is not beside this checkout")
+def test_imagefolder_on_real_cifar10_jpegs(tmp_path):
+    root = tmp_path / "cifar10-jpeg"
+    counts: dict = {}
+    with tarfile.open(CIFAR_JPEG) as archive:
+        for member in archive:
+            parts = Path(member.name).parts
+            if not member.isfile() or len(parts) != 3:
+                continue
+            n = counts[parts[1]] = counts.get(parts[1], 0) + 1
+            if n > 30:
+                continue
+            split = "train" if n <= 20 else "val"
+            target = root / split / parts[1] / parts[2]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.extractfile(member).read())
+    overrides = tiny_overrides(
+        tmp_path,
+        "folder",
+        **{"data.name": "imagefolder", "data.root": str(root), "optim.epochs": 1, "eval.final_probe_epochs": 2},
+    )
+    summary = train(load_config(None, overrides))
+    assert summary["state"] == "finished"
+    rows = history(tmp_path / "folder")
+    assert len(rows) == 200 // 32
+    assert 0.0 <= summary["final/linear_top1"] <= 1.0

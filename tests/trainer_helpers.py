@@ -1,0 +1,56 @@
+"""Small, fast trainer configurations for the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TIMING_KEYS = {"trainer/samples_per_s"}
+
+
+def tiny_overrides(root: Path, run_id: str, **extra) -> list[str]:
+    values = {
+        "data.name": "synthetic",
+        "data.synthetic_samples": 256,
+        "data.batch_size": 32,
+        "model.width": 8,
+        "model.projector": "[64,32]",
+        "optim.epochs": 3,
+        "optim.warmup_epochs": 1,
+        "optim.lr": 0.5,
+        "dynamics.every": 2,
+        "adadim.every": 3,
+        "eval.final_probe_epochs": 5,
+        "run.checkpoint_every_steps": 4,
+        "run.progress": "false",
+        "run.root": str(root),
+        "run.id": run_id,
+        "wandb.mode": "disabled",
+    }
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+def history(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "training.cli", *args]
+
+
+def env() -> dict:
+    out = dict(os.environ)
+    out["PYTHONPATH"] = str(REPO) + os.pathsep + out.get("PYTHONPATH", "")
+    out.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

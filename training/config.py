@@ -1,0 +1,295 @@
+"""The training configuration: a typed OmegaConf schema, YAML files and key=value overrides.
+
+`load_config(path, overrides)` merges, in order: the schema defaults, the YAML file (a path
+or the name of a bundled config such as ``digits``), and OmegaConf dotlist overrides
+(``optim.lr=0.1``, the form W&B sweeps pass through ``${args_no_hyphens}``). Unknown keys and
+wrong types are refused by the schema; `validate` refuses values no run could use. Every
+refusal is a `ConfigError` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from dynamics import METRIC_GROUPS
+
+from .controller import METHODS
+
+DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "stl10", "imagefolder")
+BACKBONES = ("small_cnn", "resnet18", "resnet50")
+OPTIMIZERS = ("sgd", "adamw", "lars")
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration no run can start from."""
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    root: str | None = None  # required for cifar10/cifar100/stl10/imagefolder
+    download: bool = False  # let torchvision download cifar/stl10 (needs internet)
+    batch_size: int = 256  # global batch, split across ranks
+    num_workers: int = 0
+    test_fraction: float = 0.25  # digits: stratified held-out test split
+    split_seed: int = 0  # digits: seed of the train/test split, independent of run.seed
+    per_class_limit: int | None = None  # keep at most this many training images per class
+    synthetic_samples: int = 512
+    synthetic_classes: int = 4
+    synthetic_size: int = 8  # synthetic images are 1 x size x size
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "small_cnn"
+    cifar_stem: bool = True  # 3x3 stride-1 stem, no max-pool, for 32x32 images
+    width: int = 32  # small_cnn base width; R has 4x this many features
+    projector: list[int] = field(default_factory=lambda: [512, 512])  # hidden..., output width
+
+
+@dataclass
+class LossConfig:
+    temperature: float = 0.2
+    invariance_weight: float = 25.0
+    variance_weight: float = 25.0
+    covariance_weight: float = 1.0
+    barlow_lambda: float = 5e-3
+
+
+@dataclass
+class AdaDimConfig:
+    alpha: float = 0.5  # method=fixed
+    alpha_start: float = 0.0  # method=linear|cosine
+    alpha_end: float = 1.0
+    gamma: float = 0.0  # beta = gamma * alpha weights the MI term (0: off)
+    every: int = 10  # AdaDim: recompute alpha from erank(Z) every k steps
+    ema: float = 0.0  # AdaDim: alpha <- ema * alpha + (1 - ema) * new
+    normalization: str = "dim"  # erank / min(N, D_Z) ("dim") or log erank / log min(N, D_Z) ("log")
+    invert: bool = False  # use 1 - normalized erank
+    alpha_min: float = 0.0
+    alpha_max: float = 1.0
+    mi_sign: str = "maximize"  # the MI term is subtracted (maximize) or added (minimize)
+    mi_alpha: float = 2.0  # Renyi order of the MI term
+    mi_kernel: str = "cosine"
+
+
+@dataclass
+class OptimConfig:
+    name: str = "lars"
+    lr: float = 0.3  # base lr, scaled by batch_size / 256
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    lars_eta: float = 0.02
+    warmup_epochs: float = 10.0
+    min_lr_fraction: float = 0.0
+    epochs: int = 400
+    max_steps: int | None = None  # stop early after this many steps (tests, smoke runs)
+    probe_lr: float = 0.1  # the online linear probe's lr (no weight decay)
+
+
+@dataclass
+class DynamicsConfig:
+    every: int = 10  # run the monitor every k optimizer steps (0: never)
+    metrics: list[str] = field(
+        default_factory=lambda: [
+            "entropy",
+            "mutual_information",
+            "permutation_baseline",
+            "normalized",
+            "effective_rank",
+            "uniformity",
+            "alignment",
+        ]
+    )
+    alpha: float = 2.0
+    kernel: str = "cosine"
+    n_permutations: int = 4
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    every_epochs: int = 1  # online linear probe + kNN on the test split
+    knn_k: int = 20
+    final_probe: bool = True  # linear probe on the frozen backbone at the end
+    final_probe_epochs: int = 100
+    random_init_baseline: bool = True  # the same final probe on a randomly initialised backbone
+
+
+@dataclass
+class WandbConfig:
+    mode: str = "offline"  # online | offline | disabled
+    project: str = "adadim"
+    entity: str | None = None
+    group: str | None = None
+    name: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunConfig:
+    root: str = "runs"
+    id: str | None = None  # default: <method>-<dataset>-<seed>-<timestamp>
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    checkpoint_every_steps: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 1  # write a history row every k steps
+    progress: bool = True
+    resume: bool = True  # continue from the newest checkpoint when the run directory exists
+
+
+@dataclass
+class TrainConfig:
+    method: str = "adadim"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    adadim: AdaDimConfig = field(default_factory=AdaDimConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def bundled_configs() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def _resolve_path(config: str) -> Path:
+    path = Path(config)
+    if path.is_file():
+        return path
+    bundled = CONFIG_DIR / f"{config}.yaml"
+    if bundled.is_file():
+        return bundled
+    raise ConfigError(f"config file {config!r} not found (bundled configs: {', '.join(bundled_configs())})")
+
+
+def _one_line(error: Exception) -> str:
+    message = " ".join(str(error).split("\n")[0].split())
+    key = getattr(error, "full_key", None)
+    return f"{key}: {message}" if key and key not in message else message
+
+
+def load_config(config: str | None = None, overrides: list[str] | None = None) -> DictConfig:
+    """Schema defaults <- YAML file <- dotlist overrides, validated."""
+    cfg = OmegaConf.structured(TrainConfig)
+    try:
+        if config is not None:
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(_resolve_path(config)))
+        if overrides:
+            bad = [o for o in overrides if "=" not in o]
+            if bad:
+                raise ConfigError(f"override {bad[0]!r} is not of the form key=value")
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as error:
+        raise ConfigError(_one_line(error)) from None
+    except ConfigError:
+        raise
+    except Exception as error:  # YAML syntax errors and the like
+        raise ConfigError(f"cannot read config: {_one_line(error)}") from None
+    validate(cfg)
+    return cfg
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse values no run can use, before any work starts."""
+    _require(cfg.method in METHODS, f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
+    d = cfg.data
+    _require(d.name in DATASETS, f"unknown dataset {d.name!r}; choose one of {', '.join(DATASETS)}")
+    if d.name in ("cifar10", "cifar100", "stl10", "imagefolder"):
+        _require(d.root is not None, f"data.root is required for dataset {d.name!r} (the folder holding its files)")
+        _require(
+            d.download or Path(d.root).is_dir(),
+            f"data.root {d.root!r} does not exist (data.download=true fetches {d.name})",
+        )
+    _require(d.batch_size >= 2, f"data.batch_size must be >= 2, got {d.batch_size}")
+    _require(d.num_workers >= 0, f"data.num_workers must be >= 0, got {d.num_workers}")
+    _require(0 < d.test_fraction < 1, f"data.test_fraction must be in (0, 1), got {d.test_fraction}")
+    _require(d.per_class_limit is None or d.per_class_limit >= 1, "data.per_class_limit must be >= 1 or null")
+    _require(
+        d.synthetic_samples >= 8 and d.synthetic_classes >= 2 and d.synthetic_size >= 4, "synthetic data is too small"
+    )
+    m = cfg.model
+    _require(m.backbone in BACKBONES, f"unknown backbone {m.backbone!r}; choose one of {', '.join(BACKBONES)}")
+    _require(len(m.projector) >= 1 and all(w >= 1 for w in m.projector), "model.projector must list widths >= 1")
+    _require(m.width >= 1, f"model.width must be >= 1, got {m.width}")
+    lo = cfg.loss
+    _require(lo.temperature > 0, f"loss.temperature must be > 0, got {lo.temperature}")
+    for key in ("invariance_weight", "variance_weight", "covariance_weight", "barlow_lambda"):
+        _require(lo[key] >= 0, f"loss.{key} must be >= 0, got {lo[key]}")
+    a = cfg.adadim
+    for key in ("alpha", "alpha_start", "alpha_end", "alpha_min", "alpha_max"):
+        _require(0 <= a[key] <= 1, f"adadim.{key} must be in [0, 1], got {a[key]}")
+    _require(a.alpha_min <= a.alpha_max, "adadim.alpha_min must be <= adadim.alpha_max")
+    _require(a.gamma >= 0, f"adadim.gamma must be >= 0, got {a.gamma}")
+    _require(a.every >= 1, f"adadim.every must be >= 1, got {a.every}")
+    _require(0 <= a.ema < 1, f"adadim.ema must be in [0, 1), got {a.ema}")
+    _require(a.normalization in ("dim", "log"), f"adadim.normalization must be 'dim' or 'log', got {a.normalization!r}")
+    _require(
+        a.mi_sign in ("maximize", "minimize"), f"adadim.mi_sign must be 'maximize' or 'minimize', got {a.mi_sign!r}"
+    )
+    _require(a.mi_alpha > 0, f"adadim.mi_alpha must be > 0, got {a.mi_alpha}")
+    _require(a.mi_kernel in ("cosine", "linear", "gaussian"), f"unknown adadim.mi_kernel {a.mi_kernel!r}")
+    o = cfg.optim
+    _require(o.name in OPTIMIZERS, f"unknown optimizer {o.name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    _require(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
+    _require(o.probe_lr > 0, f"optim.probe_lr must be > 0, got {o.probe_lr}")
+    _require(o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}")
+    _require(0 <= o.momentum < 1, f"optim.momentum must be in [0, 1), got {o.momentum}")
+    _require(o.epochs >= 1, f"optim.epochs must be >= 1, got {o.epochs}")
+    _require(o.warmup_epochs >= 0, f"optim.warmup_epochs must be >= 0, got {o.warmup_epochs}")
+    _require(0 <= o.min_lr_fraction <= 1, f"optim.min_lr_fraction must be in [0, 1], got {o.min_lr_fraction}")
+    _require(o.max_steps is None or o.max_steps >= 1, f"optim.max_steps must be >= 1 or null, got {o.max_steps}")
+    dy = cfg.dynamics
+    _require(dy.every >= 0, f"dynamics.every must be >= 0, got {dy.every}")
+    unknown = [k for k in dy.metrics if k not in METRIC_GROUPS]
+    _require(not unknown, f"unknown dynamics.metrics {unknown}; choose from {', '.join(METRIC_GROUPS)}")
+    _require(dy.alpha > 0, f"dynamics.alpha must be > 0, got {dy.alpha}")
+    _require(dy.kernel in ("cosine", "linear", "gaussian"), f"unknown dynamics.kernel {dy.kernel!r}")
+    _require(dy.n_permutations >= 1, f"dynamics.n_permutations must be >= 1, got {dy.n_permutations}")
+    e = cfg.eval
+    _require(e.every_epochs >= 0 and e.knn_k >= 1 and e.final_probe_epochs >= 1, "eval settings must be positive")
+    w = cfg.wandb
+    _require(
+        w.mode in ("online", "offline", "disabled"), f"wandb.mode must be online, offline or disabled, got {w.mode!r}"
+    )
+    r = cfg.run
+    _require(r.device in ("auto", "cpu", "cuda"), f"run.device must be auto, cpu or cuda, got {r.device!r}")
+    _require(r.checkpoint_every_steps >= 1, "run.checkpoint_every_steps must be >= 1")
+    _require(r.keep_checkpoints >= 1, "run.keep_checkpoints must be >= 1")
+    _require(r.log_every >= 1, "run.log_every must be >= 1")
+    if r.id is not None:
+        _require(
+            r.id.replace("-", "").replace("_", "").replace(".", "").isalnum(),
+            f"run.id {r.id!r} may only hold letters, digits, '-', '_', '.'",
+        )
+
+
+def to_flat_dict(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as {dotted.key: value}, for W&B and the runs table."""
+    flat: dict[str, Any] = {}
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(value, name + ".")
+            else:
+                flat[name] = value
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat

@@ -1,0 +1,319 @@
+"""Datasets, two-view augmentation presets, and a resumable, rank-aware batch order.
+
+- ``digits`` (default): scikit-learn's embedded 8×8 digits, no download, split into train
+  and test by a stratified split seeded with ``data.split_seed`` (not the run seed).
+- ``synthetic``: class prototypes plus noise, for tests.
+- ``cifar10``, ``cifar100``, ``stl10``: torchvision datasets under ``data.root``
+  (``data.download=true`` lets torchvision fetch them). STL-10 trains SSL on
+  train+unlabeled and evaluates on train/test.
+- ``imagefolder``: ``data.root/train/<class>/*`` and ``data.root/val/<class>/*`` (or ``test``),
+  the ImageNet-100/1K layout.
+
+Augmentation randomness is a function of (run seed, epoch, sample index): each sample's
+two views are drawn under their own seeded RNG. Results therefore do not depend on worker
+count or rank layout, and a run resumed mid-epoch sees exactly the views it would have seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision.transforms import v2
+
+IMAGE_STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "stl10": ((0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713)),
+    "imagefolder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+
+class DatasetNotFound(FileNotFoundError):
+    """A dataset's files are missing under data.root."""
+
+
+@dataclass
+class Splits:
+    ssl_train: Dataset  # images the SSL loss trains on (labels may be -1)
+    labeled_train: Dataset  # labelled images for the probes and kNN
+    test: Dataset
+    num_classes: int
+    in_channels: int
+    image_size: int
+
+
+class TensorImages(Dataset):
+    """Images held in memory as a float tensor N×C×H×W in [0, 1]."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.images[i], int(self.labels[i])
+
+
+def _digits(cfg) -> Splits:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = load_digits()
+    images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    labels = torch.tensor(data.target)
+    train_idx, test_idx = train_test_split(
+        torch.arange(len(labels)).numpy(),
+        test_size=cfg.test_fraction,
+        stratify=labels.numpy(),
+        random_state=cfg.split_seed,
+    )
+    train_idx, test_idx = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
+    train = TensorImages(images[train_idx], labels[train_idx])
+    test = TensorImages(images[test_idx], labels[test_idx])
+    return Splits(train, train, test, 10, 1, 8)
+
+
+def _synthetic(cfg) -> Splits:
+    g = torch.Generator().manual_seed(cfg.split_seed)
+    k, size, n = cfg.synthetic_classes, cfg.synthetic_size, cfg.synthetic_samples
+    prototypes = torch.rand(k, 1, size, size, generator=g)
+    labels = torch.arange(n) % k
+    images = (prototypes[labels] + 0.15 * torch.randn(n, 1, size, size, generator=g)).clamp(0, 1)
+    cut = int(n * (1 - cfg.test_fraction))
+    train = TensorImages(images[:cut], labels[:cut])
+    return Splits(train, train, TensorImages(images[cut:], labels[cut:]), k, 1, size)
+
+
+def _missing(name: str, expected: Path, how: str) -> DatasetNotFound:
+    return DatasetNotFound(f"{name} not found: expected {expected}. {how}")
+
+
+def _torchvision(cfg) -> Splits:
+    from torchvision import datasets
+
+    root = Path(cfg.root)
+    if cfg.name in ("cifar10", "cifar100"):
+        cls = datasets.CIFAR10 if cfg.name == "cifar10" else datasets.CIFAR100
+        folder = root / ("cifar-10-batches-py" if cfg.name == "cifar10" else "cifar-100-python")
+        try:
+            train = cls(str(root), train=True, download=cfg.download)
+            test = cls(str(root), train=False, download=cfg.download)
+        except RuntimeError:
+            raise _missing(
+                cfg.name,
+                folder,
+                "Put the extracted 'python version' archive from the CIFAR site there, or set data.download=true. "
+                "A folder of JPEGs (train/<class>/*.jpg, test/<class>/*.jpg) loads with data.name=imagefolder.",
+            ) from None
+        return Splits(train, train, test, len(train.classes), 3, 32)
+    try:
+        ssl = datasets.STL10(str(root), split="train+unlabeled", download=cfg.download)
+        train = datasets.STL10(str(root), split="train", download=cfg.download)
+        test = datasets.STL10(str(root), split="test", download=cfg.download)
+    except RuntimeError:
+        raise _missing(
+            "stl10",
+            root / "stl10_binary",
+            "Extract stl10_binary.tar.gz from the STL-10 site there, or set data.download=true.",
+        ) from None
+    return Splits(ssl, train, test, 10, 3, 96)
+
+
+def _imagefolder(cfg) -> Splits:
+    from torchvision import datasets
+
+    root = Path(cfg.root)
+    train_dir = root / "train"
+    test_dir = next((root / s for s in ("val", "test") if (root / s).is_dir()), None)
+    if not train_dir.is_dir() or test_dir is None:
+        raise _missing(
+            "imagefolder",
+            root / "{train,val}/<class>/<image>",
+            f"Found: {sorted(p.name for p in root.iterdir()) if root.is_dir() else 'no such folder'}. "
+            "Lay the images out as train/<class>/* and val/<class>/* (or test/<class>/*).",
+        )
+    train, test = datasets.ImageFolder(str(train_dir)), datasets.ImageFolder(str(test_dir))
+    if train.classes != test.classes:
+        raise ValueError(f"{train_dir} and {test_dir} hold different classes")
+    from PIL import Image
+
+    with Image.open(train.samples[0][0]) as first:
+        size = min(first.size)
+    return Splits(train, train, test, len(train.classes), 3, 224 if size >= 128 else size)
+
+
+def _limit_per_class(dataset: Dataset, limit: int) -> Dataset:
+    labels = _labels(dataset)
+    kept, counts = [], {}
+    for i, label in enumerate(labels):
+        if counts.get(label, 0) < limit:
+            kept.append(i)
+            counts[label] = counts.get(label, 0) + 1
+    return torch.utils.data.Subset(dataset, kept)
+
+
+def _labels(dataset: Dataset) -> list[int]:
+    for attr in ("targets", "labels"):
+        if hasattr(dataset, attr):
+            return [int(v) for v in getattr(dataset, attr)]
+    return [int(dataset[i][1]) for i in range(len(dataset))]
+
+
+def load_splits(cfg) -> Splits:
+    """The dataset named by cfg (the ``data`` section), with clear errors for missing files."""
+    if cfg.name == "digits":
+        splits = _digits(cfg)
+    elif cfg.name == "synthetic":
+        splits = _synthetic(cfg)
+    elif cfg.name == "imagefolder":
+        splits = _imagefolder(cfg)
+    else:
+        splits = _torchvision(cfg)
+    if cfg.per_class_limit is not None:
+        limited = _limit_per_class(splits.labeled_train, cfg.per_class_limit)
+        ssl = limited if splits.ssl_train is splits.labeled_train else splits.ssl_train
+        splits = Splits(ssl, limited, splits.test, splits.num_classes, splits.in_channels, splits.image_size)
+    return splits
+
+
+# ---- transforms -------------------------------------------------------------------------
+
+
+def _to_float_image() -> list:
+    return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+
+
+def two_view_transform(name: str, image_size: int) -> v2.Compose:
+    """The SSL augmentation preset of a dataset; applied twice per sample."""
+    if name in ("digits", "synthetic"):
+        # No flips: a flip changes a digit's meaning. One affine map gives the small crop
+        # (zoom 1-1.3x), shift (±10%) and rotation (±10°); then pixel noise.
+        return v2.Compose(
+            [
+                v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(1.0, 1.3)),
+                v2.GaussianNoise(sigma=0.05, clip=True),
+            ]
+        )
+    mean, std = IMAGE_STATS[name]
+    crop_scale = (0.2, 1.0) if name in ("cifar10", "cifar100") else (0.08, 1.0)
+    steps = [
+        *_to_float_image(),
+        v2.RandomResizedCrop(image_size, scale=crop_scale, antialias=True),
+        v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
+        v2.RandomGrayscale(p=0.2),
+    ]
+    if image_size >= 64:  # blur and solarize: the ImageNet-scale recipe
+        steps += [
+            v2.RandomApply([v2.GaussianBlur(23, sigma=(0.1, 2.0))], p=0.5),
+            v2.RandomSolarize(0.5, p=0.1),
+        ]
+    steps += [v2.RandomHorizontalFlip(), v2.Normalize(mean, std)]
+    return v2.Compose(steps)
+
+
+def eval_transform(name: str, image_size: int) -> v2.Compose | None:
+    if name in ("digits", "synthetic"):
+        return None
+    mean, std = IMAGE_STATS[name]
+    resize = (
+        [v2.Resize(int(image_size * 256 / 224), antialias=True), v2.CenterCrop(image_size)] if image_size >= 128 else []
+    )
+    return v2.Compose([*_to_float_image(), *resize, v2.Normalize(mean, std)])
+
+
+def _sample_seed(seed: int, epoch: int, index: int) -> int:
+    return (seed * 1_000_003 + epoch) * 10_000_019 + index & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class TwoViews(Dataset):
+    """Two augmented views of each sample, drawn under an RNG seeded by (seed, epoch, index)."""
+
+    def __init__(self, base: Dataset, transform: v2.Compose, seed: int) -> None:
+        self.base, self.transform, self.seed, self.epoch = base, transform, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        image, label = self.base[i]
+        # v2 transforms draw from the default CPU generator: seed it for this sample and put
+        # its state back (cheaper than fork_rng + manual_seed, which also touch CUDA).
+        generator = torch.default_generator
+        state = generator.get_state()
+        generator.manual_seed(_sample_seed(self.seed, self.epoch, i))
+        try:
+            return self.transform(image), self.transform(image), label
+        finally:
+            generator.set_state(state)
+
+
+class Transformed(Dataset):
+    def __init__(self, base: Dataset, transform) -> None:
+        self.base, self.transform = base, transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        image, label = self.base[i]
+        return (self.transform(image) if self.transform is not None else image), label
+
+
+class GlobalBatchSampler(Sampler[list[int]]):
+    """Batches of one epoch's seeded permutation. Global batch b is perm[b·G:(b+1)·G] for the
+    global batch size G; rank r takes its r-th slice of size G / world. The last partial batch
+    is dropped. ``start_batch`` skips the batches a resumed run already trained on."""
+
+    def __init__(self, n: int, global_batch: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        if global_batch % world:
+            raise ValueError(f"data.batch_size {global_batch} is not divisible by the {world} ranks")
+        if n < global_batch:
+            raise ValueError(f"the training set has {n} samples, fewer than one batch of {global_batch}")
+        self.n, self.global_batch, self.seed, self.rank, self.world = n, global_batch, seed, rank, world
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def __len__(self) -> int:
+        return self.n // self.global_batch - self.start_batch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
+        order = torch.randperm(self.n, generator=generator)
+        local = self.global_batch // self.world
+        for b in range(self.start_batch, self.n // self.global_batch):
+            start = b * self.global_batch + self.rank * local
+            yield order[start : start + local].tolist()
+
+
+def steps_per_epoch(n: int, global_batch: int) -> int:
+    return n // global_batch
+
+
+def train_loader(dataset: TwoViews, sampler: GlobalBatchSampler, num_workers: int) -> DataLoader:
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=torch.cuda.is_available())
+
+
+def eval_loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+
+
+__all__ = [
+    "DatasetNotFound",
+    "GlobalBatchSampler",
+    "Splits",
+    "Transformed",
+    "TwoViews",
+    "eval_transform",
+    "load_splits",
+    "steps_per_epoch",
+    "two_view_transform",
+]

@@ -1,0 +1,87 @@
+"""Backbones (R) and projector (Z).
+
+- ``small_cnn``: three 3×3 conv-BN-ReLU stages with one 2×2 max-pool and a global average
+  pool, for the 8×8 digits; R has 4·width features.
+- ``resnet18`` / ``resnet50``: torchvision models with no pretrained weights and the
+  classifier removed (R has 512 / 2048 features). ``cifar_stem`` swaps the 7×7 stride-2 stem
+  and max-pool for a 3×3 stride-1 conv, the usual recipe for 32×32 images.
+- Projector: Linear-BN-ReLU for every hidden width, then a plain Linear to the last width.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _conv_block(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, in_channels: int = 1, width: int = 32) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            *_conv_block(in_channels, width),
+            *_conv_block(width, 2 * width),
+            nn.MaxPool2d(2),
+            *_conv_block(2 * width, 4 * width),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.out_dim = 4 * width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def resnet(name: str, in_channels: int = 3, cifar_stem: bool = True) -> nn.Module:
+    from torchvision import models
+
+    net = getattr(models, name)(weights=None)
+    if cifar_stem:
+        net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+    elif in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+    net.out_dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net
+
+
+def build_backbone(name: str, in_channels: int, width: int = 32, cifar_stem: bool = True) -> nn.Module:
+    if name == "small_cnn":
+        return SmallCNN(in_channels, width)
+    if name in ("resnet18", "resnet50"):
+        return resnet(name, in_channels, cifar_stem)
+    raise ValueError(f"unknown backbone {name!r}")
+
+
+def projector(in_dim: int, widths: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in widths[:-1]:
+        layers += [nn.Linear(in_dim, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, widths[-1]))
+    return nn.Sequential(*layers)
+
+
+class SSLModel(nn.Module):
+    """Backbone, projector and the online linear probe in one module (one DDP wrapper).
+
+    ``forward(x1, x2)`` returns R and Z for both views and the probe's logits on the detached
+    R of the first view; the probe never sends gradient into the backbone.
+    """
+
+    def __init__(self, backbone: nn.Module, projector_widths: list[int], num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projector = projector(backbone.out_dim, list(projector_widths))
+        self.probe = nn.Linear(backbone.out_dim, num_classes)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor):
+        b = x1.shape[0]
+        r = self.backbone(torch.cat([x1, x2]))
+        z = self.projector(r)
+        logits = self.probe(r[:b].detach())
+        return (r[:b], r[b:]), (z[:b], z[b:]), logits
