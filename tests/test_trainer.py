@@ -256,3 +256,10 @@ def test_imagefolder_on_real_cifar10_jpegs(tmp_path):
     rows = history(tmp_path / "folder")
     assert len(rows) == 200 // 32
     assert 0.0 <= summary["final/linear_top1"] <= 1.0
+
+
+def test_unknown_config_file_and_malformed_override_are_refused(tmp_path, capsys):
+    assert main(["train", "--config", "no-such-config", f"run.root={tmp_path}"]) == 2
+    assert "config file 'no-such-config' not found" in capsys.readouterr().err
+    assert main(["train", "optim.lr"]) == 2
+    assert "not of the form key=value" in capsys.readouterr().err

@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train one run. Overrides are OmegaConf key=value pairs, e.g. method=simclr optim.epochs=50.",
     )
     train.add_argument(
-        "--config", default=None, help="a YAML file, or a bundled config name (digits, cifar10-resnet18)"
+        "--config", default="digits", help="a YAML file, or a bundled config name: digits (default), cifar10-resnet18"
     )
     train.add_argument("overrides", nargs="*", help="key=value config overrides")
 

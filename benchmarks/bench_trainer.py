@@ -1,0 +1,116 @@
+"""Trainer throughput against a bare PyTorch loop of the same model, loss and data.
+
+The bare loop is what a researcher would write by hand: the same SSLModel, the same two-view
+data pipeline and the same AdaDim loss (VICReg + NT-Xent mixed by alpha from erank(Z) every
+k steps, online probe included), with no logging, no dynamics, no checkpoints. The trainer
+runs the digits config with its history, checkpoints and W&B offline files on, at the default
+dynamics cadence and with dynamics every step. Per-epoch evaluation and the final probes are
+off in all three, since the bare loop has none; the evaluation's own cost is reported apart.
+
+Throughput is samples per second over all steps but the first (warm-up), best of
+``--repeats`` runs, all in this one process.
+
+    python benchmarks/bench_trainer.py [--epochs 20] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from training.config import load_config
+from training.controller import WeightController
+from training.data import GlobalBatchSampler, TwoViews, load_splits, train_loader, two_view_transform
+from training.losses import nt_xent_loss, vicreg_loss
+from training.models import SSLModel, build_backbone
+from training.optim import build_optimizer, learning_rate, set_lr
+from training.trainer import train
+
+
+def bare_loop(cfg) -> float:
+    torch.manual_seed(cfg.run.seed)
+    splits = load_splits(cfg.data)
+    model = SSLModel(
+        build_backbone(cfg.model.backbone, splits.in_channels, cfg.model.width), list(cfg.model.projector), 10
+    )
+    batch = cfg.data.batch_size
+    sampler = GlobalBatchSampler(len(splits.ssl_train), batch, cfg.run.seed)
+    dataset = TwoViews(splits.ssl_train, two_view_transform(cfg.data.name, splits.image_size), cfg.run.seed)
+    loader = train_loader(dataset, sampler, cfg.data.num_workers)
+    per_epoch = len(splits.ssl_train) // batch
+    total = per_epoch * cfg.optim.epochs
+    warmup = round(cfg.optim.warmup_epochs * per_epoch)
+    optimizer = build_optimizer(model, cfg.optim)
+    controller = WeightController("adadim", total, every=cfg.adadim.every)
+    times, step = [], 0
+    tick = time.perf_counter()
+    for epoch in range(cfg.optim.epochs):
+        sampler.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        for x1, x2, labels in loader:
+            set_lr(optimizer, learning_rate(step, total, warmup, cfg.optim.lr * batch / 256, 0.0))
+            _, (z1, z2), logits = model(x1, x2)
+            weights = controller.step(step, z1.detach() if controller.needs_embedding(step) else None)
+            loss = (1 - weights.alpha) * vicreg_loss(z1, z2).loss + weights.alpha * nt_xent_loss(z1, z2, 0.2)
+            optimizer.zero_grad(set_to_none=True)
+            (loss + F.cross_entropy(logits, labels)).backward()
+            optimizer.step()
+            float(loss.detach())  # the trainer reads the loss every step too (NaN check)
+            now = time.perf_counter()
+            times.append(now - tick)
+            tick, step = now, step + 1
+    return batch * (len(times) - 1) / sum(times[1:])
+
+
+def trainer_run(overrides: list[str], root: Path, run_id: str) -> float:
+    cfg = load_config("digits", [*overrides, f"run.root={root}", f"run.id={run_id}"])
+    train(cfg)
+    rows = [json.loads(line) for line in (root / run_id / "history.jsonl").read_text().splitlines()]
+    batch = cfg.data.batch_size
+    return batch * (len(rows) - 1) / sum(batch / r["trainer/samples_per_s"] for r in rows[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    common = [
+        f"optim.epochs={args.epochs}",
+        "eval.every_epochs=0",
+        "eval.final_probe=false",
+        "eval.random_init_baseline=false",
+        "run.progress=false",
+        "wandb.mode=offline",
+    ]
+    default_every = load_config("digits").dynamics.every
+    results = {
+        "bare loop": [],
+        f"trainer, dynamics every {default_every} steps (default)": [],
+        "trainer, dynamics every step": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for repeat in range(args.repeats):
+            cfg = load_config("digits", common)
+            results["bare loop"].append(bare_loop(cfg))
+            keys = list(results)
+            results[keys[1]].append(trainer_run(common, root, f"default-{repeat}"))
+            results[keys[2]].append(trainer_run([*common, "dynamics.every=1"], root, f"every-{repeat}"))
+    threads = torch.get_num_threads()
+    print(f"torch {torch.__version__}, {threads} threads, digits config, {args.epochs} epochs, best of {args.repeats}")
+    bare = max(results["bare loop"])
+    print(f"{'loop':<42} {'samples/s':>10} {'ratio to bare':>14}")
+    for name, values in results.items():
+        best = max(values)
+        print(f"{name:<42} {best:>10.0f} {best / bare:>14.3f}")
+
+
+if __name__ == "__main__":
+    main()
