@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from trainer_helpers import REPO, TIMING_KEYS, cli, env, free_port, history, tiny_overrides
+from trainer_helpers import REPO, TIMING_KEYS, cli, env, free_port, history, steps_per_epoch, tiny_overrides
 
 from analysis.wandb_file import read_run
 from training.checkpoint import checkpoints, load_latest
@@ -46,20 +46,20 @@ DYNAMICS = {
 
 
 def test_end_to_end_offline_run_logs_every_key_locally_and_to_wandb(tmp_path):
-    cfg = load_config(None, tiny_overrides(tmp_path, "e2e", **{"wandb.mode": "offline", "adadim.gamma": 0.1}))
-    summary = train(cfg)
+    overrides = tiny_overrides(tmp_path, "e2e", **{"wandb.mode": "offline", "adadim.gamma": 0.1})
+    summary = train(load_config(None, overrides))
     run_dir = tmp_path / "e2e"
     rows = history(run_dir)
-    steps_per_epoch = 192 // 32
-    assert [r["trainer/step"] for r in rows] == list(range(3 * steps_per_epoch))
+    per_epoch = steps_per_epoch(overrides)
+    assert [r["trainer/step"] for r in rows] == list(range(3 * per_epoch))
     for r in rows:
         assert EVERY_STEP <= r.keys()
         assert (r["trainer/step"] % 2 == 0) == (DYNAMICS <= r.keys())
-        assert ("eval/knn_top1" in r) == ((r["trainer/step"] + 1) % steps_per_epoch == 0)
+        assert ("eval/knn_top1" in r) == ((r["trainer/step"] + 1) % per_epoch == 0)
         assert r["adadim/beta"] == pytest.approx(0.1 * r["adadim/alpha"])
         assert r["train/loss_mi"] != 0.0
     assert summary["state"] == "finished"
-    for key in ("final/linear_top1", "final/knn_top1", "final/random_init_linear_top1"):
+    for key in ("final/linear_top1", "final/lowlabel_top1", "final/val_lowlabel_top1", "final/random_init_linear_top1"):
         assert 0.0 <= summary[key] <= 1.0
 
     wandb_files = list((run_dir / "wandb").glob("offline-run-*/run-e2e.wandb"))
@@ -103,15 +103,16 @@ def test_sigkill_then_resume_gives_the_uninterrupted_history(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert checkpoints(tmp_path / "killed" / "checkpoints"), "no checkpoint before the kill"
+    total = 30 * steps_per_epoch(tiny_overrides(tmp_path, "killed", **extra))
     killed_rows = len(history_file.read_text().splitlines())
-    assert killed_rows < 180
+    assert killed_rows < total
 
     resumed = subprocess.run(args, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     reference = train(load_config(None, tiny_overrides(tmp_path, "straight", **extra)))
     assert reference["state"] == "finished"
     got, want = history(tmp_path / "killed"), history(tmp_path / "straight")
-    assert [r["trainer/step"] for r in got] == list(range(180))
+    assert [r["trainer/step"] for r in got] == list(range(total))
     assert _strip(got) == _strip(want)
 
 
@@ -222,7 +223,7 @@ def test_ddp_two_cpu_processes_on_gloo(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = history(tmp_path / "ddp")
     # One writer (rank 0), one row per global step, and the monitor saw the global batch.
-    assert [r["trainer/step"] for r in rows] == list(range(12))
+    assert [r["trainer/step"] for r in rows] == list(range(2 * steps_per_epoch(tiny_overrides(tmp_path, "ddp"))))
     assert {r["dynamics/n_samples"] for r in rows if "dynamics/n_samples" in r} == {64.0}
     assert '"state": "finished"' in (tmp_path / "ddp" / "summary.json").read_text()
 
@@ -254,7 +255,7 @@ def test_imagefolder_on_real_cifar10_jpegs(tmp_path):
     summary = train(load_config(None, overrides))
     assert summary["state"] == "finished"
     rows = history(tmp_path / "folder")
-    assert len(rows) == 200 // 32
+    assert len(rows) == steps_per_epoch(overrides)
     assert 0.0 <= summary["final/linear_top1"] <= 1.0
 
 

@@ -54,3 +54,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def steps_per_epoch(overrides: list[str]) -> int:
+    from training.config import load_config
+    from training.data import load_splits
+
+    cfg = load_config(None, overrides)
+    return len(load_splits(cfg.data).ssl_train) // cfg.data.batch_size

@@ -21,6 +21,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("overrides", nargs="*", help="key=value config overrides")
 
+    evaluate = commands.add_parser(
+        "eval",
+        help="score a trained run, or the raw-pixel / random-init references, with the evaluation protocol",
+    )
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--baseline", choices=["raw", "random"], help="raw pixels, or a randomly initialised backbone")
+    source.add_argument("--run", help="a run directory (its newest checkpoint)")
+    evaluate.add_argument("--config", default="digits", help="config for --baseline (YAML file or bundled name)")
+    evaluate.add_argument("--json", help="also write the scores to this JSON file")
+    evaluate.add_argument("overrides", nargs="*", help="key=value config overrides (e.g. eval.lowlabel_k=[5,10])")
+
     demo = commands.add_parser("demo", help="measure the dynamics estimators on the embedded digits data")
     demo.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024], help="values of N")
     demo.add_argument("--width", type=int, default=2048, help="dimension of the embeddings Z")
@@ -52,7 +63,13 @@ def _train(args) -> int:
         )
         return 128 + summary["signal"]
     if int(os.environ.get("RANK", "0")) == 0:
-        keys = ("final/linear_top1", "final/random_init_linear_top1", "final/knn_top1", "eval/knn_top1")
+        keys = (
+            "final/lowlabel_top1",
+            "final/random_init_lowlabel_top1",
+            "final/linear_top1",
+            "final/random_init_linear_top1",
+            "final/knn_top1",
+        )
         shown = ", ".join(f"{k} {summary[k]:.4f}" for k in keys if k in summary)
         print(f"run {summary['run_dir']} finished after {summary['trainer/step']} steps: {shown}")
     return 0
@@ -62,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
         return _train(args)
+    if args.command == "eval":
+        from .offline_eval import main as eval_main
+
+        return eval_main(args)
     if args.command == "demo":
         from .demo import main as demo_main
 

@@ -38,7 +38,8 @@ class DataConfig:
     batch_size: int = 256  # global batch, split across ranks
     num_workers: int = 0
     test_fraction: float = 0.25  # digits: stratified held-out test split
-    split_seed: int = 0  # digits: seed of the train/test split, independent of run.seed
+    split_seed: int = 0  # seed of the train/test (digits) and train/validation splits, independent of run.seed
+    val_fraction: float = 0.1  # labelled training images held out for validation (0: none)
     per_class_limit: int | None = None  # keep at most this many training images per class
     synthetic_samples: int = 512
     synthetic_classes: int = 4
@@ -116,10 +117,17 @@ class DynamicsConfig:
 @dataclass
 class EvalConfig:
     every_epochs: int = 1  # online linear probe + kNN on the test split
-    knn_k: int = 20
+    knn_k: int = 20  # plain kNN: majority vote of the k nearest
+    knn_weighted_k: int = 200  # weighted kNN (Wu et al. 2018): k and temperature
+    knn_temperature: float = 0.07
     final_probe: bool = True  # linear probe on the frozen backbone at the end
     final_probe_epochs: int = 100
-    random_init_baseline: bool = True  # the same final probe on a randomly initialised backbone
+    lowlabel_k: list[int] = field(default_factory=lambda: [10])  # labelled images per class; first is the headline
+    lowlabel_draws: int = 5  # label draws averaged over (the same for every run)
+    seed: int = 0  # seed of the label draws and the probes, independent of run.seed
+    lowlabel_epochs: int = 200
+    lowlabel_every_epochs: int = 0  # also log eval/lowlabel_top1 every n epochs (0: only at the end)
+    random_init_baseline: bool = True  # the same final evaluation on a randomly initialised backbone
 
 
 @dataclass
@@ -219,6 +227,7 @@ def validate(cfg: DictConfig) -> None:
     _require(d.batch_size >= 2, f"data.batch_size must be >= 2, got {d.batch_size}")
     _require(d.num_workers >= 0, f"data.num_workers must be >= 0, got {d.num_workers}")
     _require(0 < d.test_fraction < 1, f"data.test_fraction must be in (0, 1), got {d.test_fraction}")
+    _require(0 <= d.val_fraction < 1, f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
     _require(d.per_class_limit is None or d.per_class_limit >= 1, "data.per_class_limit must be >= 1 or null")
     _require(
         d.synthetic_samples >= 8 and d.synthetic_classes >= 2 and d.synthetic_size >= 4, "synthetic data is too small"
@@ -263,6 +272,14 @@ def validate(cfg: DictConfig) -> None:
     _require(dy.n_permutations >= 1, f"dynamics.n_permutations must be >= 1, got {dy.n_permutations}")
     e = cfg.eval
     _require(e.every_epochs >= 0 and e.knn_k >= 1 and e.final_probe_epochs >= 1, "eval settings must be positive")
+    _require(
+        e.knn_weighted_k >= 1 and e.knn_temperature > 0, "eval.knn_weighted_k and eval.knn_temperature must be > 0"
+    )
+    _require(len(e.lowlabel_k) >= 1 and all(k >= 1 for k in e.lowlabel_k), "eval.lowlabel_k must list counts >= 1")
+    _require(
+        e.lowlabel_draws >= 1 and e.lowlabel_epochs >= 1, "eval.lowlabel_draws and eval.lowlabel_epochs must be >= 1"
+    )
+    _require(e.lowlabel_every_epochs >= 0, "eval.lowlabel_every_epochs must be >= 0")
     w = cfg.wandb
     _require(
         w.mode in ("online", "offline", "disabled"), f"wandb.mode must be online, offline or disabled, got {w.mode!r}"

@@ -2,6 +2,9 @@
 
 - ``digits`` (default): scikit-learn's embedded 8×8 digits, no download, split into train
   and test by a stratified split seeded with ``data.split_seed`` (not the run seed).
+- Every dataset: ``data.val_fraction`` of the labelled training images is held out as a
+  stratified validation split (seeded by ``data.split_seed``), for choosing hyperparameters
+  without touching the test split.
 - ``synthetic``: class prototypes plus noise, for tests.
 - ``cifar10``, ``cifar100``, ``stl10``: torchvision datasets under ``data.root``
   (``data.download=true`` lets torchvision fetch them). STL-10 trains SSL on
@@ -16,7 +19,7 @@ count or rank layout, and a run resumed mid-epoch sees exactly the views it woul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -43,6 +46,7 @@ class Splits:
     num_classes: int
     in_channels: int
     image_size: int
+    val: Dataset | None = None  # held out of labeled_train (and of ssl_train where they coincide)
 
 
 class TensorImages(Dataset):
@@ -157,10 +161,30 @@ def _limit_per_class(dataset: Dataset, limit: int) -> Dataset:
 
 
 def _labels(dataset: Dataset) -> list[int]:
+    if isinstance(dataset, torch.utils.data.Subset):
+        parent = _labels(dataset.dataset)
+        return [parent[i] for i in dataset.indices]
     for attr in ("targets", "labels"):
         if hasattr(dataset, attr):
             return [int(v) for v in getattr(dataset, attr)]
     return [int(dataset[i][1]) for i in range(len(dataset))]
+
+
+def _hold_out_validation(splits: Splits, fraction: float, seed: int) -> Splits:
+    """Stratified validation split of the labelled training images, seeded by data.split_seed.
+    Where the SSL set is the labelled set, the validation images leave it too."""
+    from sklearn.model_selection import train_test_split
+
+    labels = _labels(splits.labeled_train)
+    indices = list(range(len(labels)))
+    try:
+        train_idx, val_idx = train_test_split(indices, test_size=fraction, stratify=labels, random_state=seed)
+    except ValueError:  # too few images per class to stratify
+        train_idx, val_idx = train_test_split(indices, test_size=fraction, random_state=seed)
+    train = torch.utils.data.Subset(splits.labeled_train, sorted(train_idx))
+    val = torch.utils.data.Subset(splits.labeled_train, sorted(val_idx))
+    ssl = train if splits.ssl_train is splits.labeled_train else splits.ssl_train
+    return replace(splits, ssl_train=ssl, labeled_train=train, val=val)
 
 
 def load_splits(cfg) -> Splits:
@@ -176,7 +200,9 @@ def load_splits(cfg) -> Splits:
     if cfg.per_class_limit is not None:
         limited = _limit_per_class(splits.labeled_train, cfg.per_class_limit)
         ssl = limited if splits.ssl_train is splits.labeled_train else splits.ssl_train
-        splits = Splits(ssl, limited, splits.test, splits.num_classes, splits.in_channels, splits.image_size)
+        splits = replace(splits, ssl_train=ssl, labeled_train=limited)
+    if cfg.val_fraction > 0:
+        splits = _hold_out_validation(splits, cfg.val_fraction, cfg.split_seed)
     return splits
 
 

@@ -1,13 +1,25 @@
-"""Evaluation of the frozen representation R: kNN and linear probes.
+"""Evaluation of the frozen representation R: kNN, weighted kNN, full and low-label probes.
 
 - kNN top-1: cosine similarity to the labelled training features, majority vote over the
   k nearest (ties go to the class with the larger summed similarity).
-- Linear probe: a linear classifier on standardized frozen features (mean and std from the
+- Weighted kNN top-1 (Wu et al., "Unsupervised feature learning via non-parametric instance
+  discrimination", CVPR 2018, the usual SSL monitor): the k = 200 nearest by cosine
+  similarity s vote with weight exp(s / T), T = 0.07.
+- Linear probe: a linear classifier on standardized frozen features (mean and std of all
   training features), trained with AdamW (lr 1e-2, weight decay 1e-4, batch 256, cosine
   schedule) for a fixed number of epochs under its own seed.
+- Low-label probe: the same probe trained on k labelled images per class, averaged over a
+  fixed set of draws. The draws depend only on the labels, k, the draw number and the
+  evaluation seed, never on the run, so every run and method sees the same draws and
+  comparisons can be paired. Features are standardized with the statistics of all training
+  features (no labels are used for that). On small data the full probe saturates even for a
+  random network; the low-label probe keeps methods apart.
 """
 
 from __future__ import annotations
+
+import hashlib
+import statistics
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +57,56 @@ def knn_top1(
     return correct / len(test_y)
 
 
+def weighted_knn_top1(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    k: int = 200,
+    temperature: float = 0.07,
+) -> float:
+    train_n, test_n = F.normalize(train_x, dim=1), F.normalize(test_x, dim=1)
+    k = min(k, len(train_x))
+    classes = int(max(train_y.max(), test_y.max())) + 1
+    correct = 0
+    for start in range(0, len(test_n), 1024):
+        sims, idx = (test_n[start : start + 1024] @ train_n.T).topk(k, dim=1)
+        votes = F.one_hot(train_y[idx], classes).float() * (sims / temperature).exp().unsqueeze(-1)
+        correct += int((votes.sum(dim=1).argmax(dim=1) == test_y[start : start + 1024]).sum())
+    return correct / len(test_y)
+
+
+def _standardizer(features: torch.Tensor):
+    mean, std = features.mean(0), features.std(0) + 1e-6
+    return lambda x: (x - mean) / std
+
+
+def _fit_probe(x: torch.Tensor, y: torch.Tensor, classes: int, epochs: int, seed: int, batch_size: int) -> nn.Linear:
+    generator = torch.Generator().manual_seed(seed)
+    probe = nn.Linear(x.shape[1], classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        probe.reset_parameters()
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=1e-2, weight_decay=1e-4)
+    steps = epochs * max(1, -(-len(x) // batch_size))
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            loss = F.cross_entropy(probe(x[batch]), y[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    return probe
+
+
+@torch.no_grad()
+def _top1(probe: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((probe(x).argmax(1) == y).float().mean())
+
+
 def linear_probe_top1(
     train_x: torch.Tensor,
     train_y: torch.Tensor,
@@ -54,25 +116,76 @@ def linear_probe_top1(
     seed: int = 0,
     batch_size: int = 256,
 ) -> float:
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
-    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    standardize = _standardizer(train_x)
     classes = int(max(train_y.max(), test_y.max())) + 1
-    generator = torch.Generator().manual_seed(seed)
-    probe = nn.Linear(train_x.shape[1], classes)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        probe.reset_parameters()
-    optimizer = torch.optim.AdamW(probe.parameters(), lr=1e-2, weight_decay=1e-4)
-    steps = epochs * max(1, -(-len(train_x) // batch_size))
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
-    for _ in range(epochs):
-        order = torch.randperm(len(train_x), generator=generator)
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            loss = F.cross_entropy(probe(train_x[batch]), train_y[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-    with torch.no_grad():
-        return float((probe(test_x).argmax(1) == test_y).float().mean())
+    probe = _fit_probe(standardize(train_x), train_y, classes, epochs, seed, batch_size)
+    return _top1(probe, standardize(test_x), test_y)
+
+
+def lowlabel_draws(labels: torch.Tensor, per_class: int, n_draws: int, seed: int) -> list[torch.Tensor]:
+    """`n_draws` index sets with `per_class` random images of every class (all of a class's
+    images where it has fewer). Draw d depends only on (labels, per_class, d, seed)."""
+    draws = []
+    for d in range(n_draws):
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + per_class * 7919 + d)
+        chosen = []
+        for c in torch.unique(labels).tolist():
+            members = torch.nonzero(labels == c).flatten()
+            chosen.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+        draws.append(torch.cat(chosen).sort().values)
+    return draws
+
+
+def draws_digest(draws: list[torch.Tensor]) -> str:
+    """A short fingerprint of a set of draws, to check two runs were scored on the same ones."""
+    h = hashlib.sha1()
+    for d in draws:
+        h.update(d.numpy().astype("int64").tobytes())
+    return h.hexdigest()[:12]
+
+
+def evaluate_representation(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    targets: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    settings,
+    full_probe: bool = True,
+) -> dict[str, float | str]:
+    """The evaluation protocol on frozen features, scored on every target split.
+
+    ``targets`` maps a key prefix (``""`` for test, ``"val_"`` for validation) to features and
+    labels; ``settings`` is the ``eval`` config section. Keys: ``{prefix}linear_top1`` (full
+    probe), ``{prefix}knn_top1``, ``{prefix}knn_weighted_top1``, ``{prefix}lowlabel_top1`` and
+    ``_std`` (the first k), per k ``{prefix}lowlabel_top1_k{k}`` and ``_std``, and
+    ``lowlabel_draws`` (a digest of the draws).
+    """
+    classes = int(max([int(train_y.max())] + [int(y.max()) for _, y in targets.values()])) + 1
+    standardize = _standardizer(train_x)
+    train_s = standardize(train_x)
+    targets_s = {name: (standardize(x), y) for name, (x, y) in targets.items()}
+    out: dict[str, float | str] = {}
+    for name, (x, y) in targets.items():
+        out[f"{name}knn_top1"] = knn_top1(train_x, train_y, x, y, settings.knn_k)
+        out[f"{name}knn_weighted_top1"] = weighted_knn_top1(
+            train_x, train_y, x, y, settings.knn_weighted_k, settings.knn_temperature
+        )
+    if full_probe:
+        probe = _fit_probe(train_s, train_y, classes, settings.final_probe_epochs, settings.seed, 256)
+        for name, (x, y) in targets_s.items():
+            out[f"{name}linear_top1"] = _top1(probe, x, y)
+    all_draws = []
+    for i, per_class in enumerate(settings.lowlabel_k):
+        draws = lowlabel_draws(train_y, per_class, settings.lowlabel_draws, settings.seed)
+        all_draws += draws
+        scores: dict[str, list[float]] = {name: [] for name in targets}
+        for d, idx in enumerate(draws):
+            probe = _fit_probe(train_s[idx], train_y[idx], classes, settings.lowlabel_epochs, settings.seed + d, 256)
+            for name, (x, y) in targets_s.items():
+                scores[name].append(_top1(probe, x, y))
+        for name, values in scores.items():
+            mean, std = statistics.fmean(values), statistics.pstdev(values)
+            out[f"{name}lowlabel_top1_k{per_class}"], out[f"{name}lowlabel_top1_k{per_class}_std"] = mean, std
+            if i == 0:
+                out[f"{name}lowlabel_top1"], out[f"{name}lowlabel_top1_std"] = mean, std
+    out["lowlabel_draws"] = draws_digest(all_draws)
+    return out

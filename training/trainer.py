@@ -32,7 +32,7 @@ from .config import ConfigError
 from .controller import WeightController
 from .data import GlobalBatchSampler, Transformed, TwoViews, eval_loader, eval_transform, load_splits, train_loader
 from .data import two_view_transform as augmentation
-from .evaluation import extract_features, knn_top1, linear_probe_top1
+from .evaluation import evaluate_representation, extract_features, knn_top1
 from .losses import barlow_twins_loss, gather_with_grad, mutual_information_term, nt_xent_loss, vicreg_loss
 from .models import SSLModel, build_backbone
 from .optim import build_optimizer, learning_rate, set_lr
@@ -149,40 +149,49 @@ def _checkpoint_state(model, optimizer, controller, step: int, device: torch.dev
     return state
 
 
-def _evaluate_online(model, loaders, device, k: int) -> dict:
-    backbone = _unwrap(model).backbone
-    train_x, train_y = extract_features(backbone, loaders["train"], device)
-    test_x, test_y = extract_features(backbone, loaders["test"], device)
-    probe = _unwrap(model).probe
+def _due(epochs_done: int, every: int) -> bool:
+    return every > 0 and epochs_done > 0 and epochs_done % every == 0
+
+
+def _features(backbone, loaders: dict, device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    return {name: extract_features(backbone, loader, device) for name, loader in loaders.items()}
+
+
+def _evaluate_online(model, loaders, device, settings, lowlabel: bool) -> dict:
+    """Per-epoch scores on the test split: the online probe, kNN, and optionally low-label."""
+    feats = _features(_unwrap(model).backbone, {k: loaders[k] for k in ("train", "test")}, device)
+    (train_x, train_y), (test_x, test_y) = feats["train"], feats["test"]
     with torch.no_grad():
-        logits = probe(test_x.to(device)).cpu()
-    return {
-        "eval/knn_top1": knn_top1(train_x, train_y, test_x, test_y, k),
+        logits = _unwrap(model).probe(test_x.to(device)).cpu()
+    out = {
+        "eval/knn_top1": knn_top1(train_x, train_y, test_x, test_y, settings.knn_k),
         "eval/linear_top1": float((logits.argmax(1) == test_y).float().mean()),
     }
+    if lowlabel:
+        scores = evaluate_representation(train_x, train_y, {"": (test_x, test_y)}, settings, full_probe=False)
+        out["eval/lowlabel_top1"] = scores["lowlabel_top1"]
+    return out
 
 
 def _final_evaluation(cfg, backbone, loaders, device, splits) -> dict:
-    e = cfg.eval
-    train_x, train_y = extract_features(backbone, loaders["train"], device)
-    test_x, test_y = extract_features(backbone, loaders["test"], device)
-    out = {"final/knn_top1": knn_top1(train_x, train_y, test_x, test_y, e.knn_k)}
-    if e.final_probe:
-        out["final/linear_top1"] = linear_probe_top1(
-            train_x, train_y, test_x, test_y, e.final_probe_epochs, cfg.run.seed
-        )
-    if e.random_init_baseline:
+    """The evaluation protocol on the frozen backbone, on test ("final/...") and validation
+    ("final/val_..."), and the same for a randomly initialised backbone ("final/random_init_...")."""
+
+    def score(net, prefix):
+        feats = _features(net, loaders, device)
+        targets = {"": feats["test"], **({"val_": feats["val"]} if "val" in feats else {})}
+        scores = evaluate_representation(*feats["train"], targets, cfg.eval, cfg.eval.final_probe)
+        return {f"{prefix}{k}": v for k, v in scores.items()}
+
+    out = score(backbone, "final/")
+    if cfg.eval.random_init_baseline:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.run.seed)  # the same initialisation the run started from
             random_backbone = build_backbone(
                 cfg.model.backbone, splits.in_channels, cfg.model.width, cfg.model.cifar_stem
             )
-        random_backbone.to(device)
-        rx, ry = extract_features(random_backbone, loaders["train"], device)
-        tx, ty = extract_features(random_backbone, loaders["test"], device)
-        out["final/random_init_knn_top1"] = knn_top1(rx, ry, tx, ty, e.knn_k)
-        if e.final_probe:
-            out["final/random_init_linear_top1"] = linear_probe_top1(rx, ry, tx, ty, e.final_probe_epochs, cfg.run.seed)
+        out.update(score(random_backbone.to(device), "final/random_init_"))
+        out.pop("final/random_init_lowlabel_draws", None)
     return out
 
 
@@ -252,9 +261,11 @@ def train(cfg: DictConfig) -> dict:
     eval_loaders = {}
     if master_process:
         transform = eval_transform(cfg.data.name, splits.image_size)
+        named = {"train": splits.labeled_train, "test": splits.test, "val": splits.val}
         eval_loaders = {
-            "train": eval_loader(Transformed(splits.labeled_train, transform), 512, cfg.data.num_workers),
-            "test": eval_loader(Transformed(splits.test, transform), 512, cfg.data.num_workers),
+            name: eval_loader(Transformed(dataset, transform), 512, cfg.data.num_workers)
+            for name, dataset in named.items()
+            if dataset is not None
         }
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
@@ -268,7 +279,8 @@ def train(cfg: DictConfig) -> dict:
         progress = tqdm(total=total_steps, initial=start_step, desc=run_id, dynamic_ncols=True)
     latest = {}
     step, exit_signal, last_saved = start_step, 0, start_step
-    tick = time.perf_counter()
+    online_eval_seconds = 0.0
+    loop_started = tick = time.perf_counter()
     try:
         while step < total_steps and not exit_signal:
             epoch = step // steps_per_epoch
@@ -344,15 +356,15 @@ def train(cfg: DictConfig) -> dict:
                 tick = now
                 step += 1
 
-                end_of_epoch = step % steps_per_epoch == 0
-                if (
-                    master_process
-                    and end_of_epoch
-                    and cfg.eval.every_epochs
-                    and (step // steps_per_epoch) % cfg.eval.every_epochs == 0
-                ):
-                    row.update(_evaluate_online(model, eval_loaders, device, cfg.eval.knn_k))
+                epochs_done = step // steps_per_epoch if step % steps_per_epoch == 0 else 0
+                online = _due(epochs_done, cfg.eval.every_epochs)
+                lowlabel = _due(epochs_done, cfg.eval.lowlabel_every_epochs)
+                if master_process and (online or lowlabel):
+                    started = time.perf_counter()
+                    row.update(_evaluate_online(model, eval_loaders, device, cfg.eval, lowlabel))
                     model.train()
+                    online_eval_seconds += time.perf_counter() - started
+                    tick += time.perf_counter() - started  # keeps samples/s a training figure
                 row = {k: float(v.detach()) if isinstance(v, torch.Tensor) else v for k, v in row.items()}
                 latest.update(row)
                 if (step - 1) % cfg.run.log_every == 0 or dynamics or "eval/knn_top1" in row or step == total_steps:
@@ -387,10 +399,16 @@ def train(cfg: DictConfig) -> dict:
             logger.set_summary({"trainer/step": step})
             logger.finish("interrupted", exit_code=128 + exit_signal)
             return {"state": "interrupted", "signal": exit_signal, "step": step, "run_dir": str(run_dir)}
-        final = {}
+        loop_seconds = time.perf_counter() - loop_started
+        final, started = {}, time.perf_counter()
         if master_process:
             final = _final_evaluation(cfg, _unwrap(model).backbone, eval_loaders, device, splits)
-        summary = {**latest, **final, "trainer/step": step, "run_dir": str(run_dir)}
+        timing = {
+            "trainer/loop_seconds": loop_seconds,
+            "trainer/online_eval_seconds": online_eval_seconds,
+            "trainer/final_eval_seconds": time.perf_counter() - started,
+        }
+        summary = {**latest, **final, **timing, "trainer/step": step, "run_dir": str(run_dir)}
         logger.set_summary(summary)
         logger.finish("finished")
         return {**summary, "state": "finished"}
