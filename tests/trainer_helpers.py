@@ -25,6 +25,8 @@ def tiny_overrides(root: Path, run_id: str, **extra) -> list[str]:
         "dynamics.every": 2,
         "adadim.every": 3,
         "eval.final_probe_epochs": 5,
+        "eval.lowlabel_epochs": 20,
+        "eval.lowlabel_draws": 2,
         "run.checkpoint_every_steps": 4,
         "run.progress": "false",
         "run.root": str(root),

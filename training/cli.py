@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", help="also write the scores to this JSON file")
     evaluate.add_argument("overrides", nargs="*", help="key=value config overrides (e.g. eval.lowlabel_k=[5,10])")
 
+    from analysis.cli import add_parser as add_analyze_parser
+
+    add_analyze_parser(commands)
+
     demo = commands.add_parser("demo", help="measure the dynamics estimators on the embedded digits data")
     demo.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024], help="values of N")
     demo.add_argument("--width", type=int, default=2048, help="dimension of the embeddings Z")
@@ -79,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
         return _train(args)
+    if args.command == "analyze":
+        from analysis.cli import main as analyze_main
+
+        return analyze_main(args)
     if args.command == "eval":
         from .offline_eval import main as eval_main
 

@@ -1,0 +1,77 @@
+"""`adadim analyze SOURCE --out DIR`."""
+
+from __future__ import annotations
+
+import sys
+
+from .runset import DEFAULT_ACCURACY, STUDIES
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser(
+        "analyze",
+        help="turn runs into trajectories, information planes, correlation studies, tables and an HTML report",
+    )
+    p.add_argument("source", help="a runs folder, a run folder, W&B offline files or folder, or entity/project")
+    p.add_argument("--out", required=True, help="output folder (figures/, tables/, report.html)")
+    p.add_argument("--studies", default=",".join(STUDIES), help=f"comma list from {','.join(STUDIES)}")
+    p.add_argument("--group-by", default="group", help="run column that defines groups (default: group, else method)")
+    p.add_argument("--groups", default="", help="comma list of groups to keep")
+    p.add_argument(
+        "--accuracy-key", default=DEFAULT_ACCURACY, help=f"summary key to correlate with (default {DEFAULT_ACCURACY})"
+    )
+    p.add_argument("--window", type=float, default=0.2, help="equilibrium window: last fraction of logged points")
+    p.add_argument("--x", choices=["step", "epoch"], default="step", help="trajectory x axis")
+    p.add_argument("--smooth", type=int, default=1, help="rolling mean over this many logged points")
+    p.add_argument("--log-x", action="store_true")
+    p.add_argument("--normalize", action="store_true", help="divide entropies and MI by log N")
+    p.add_argument("--early", default="0,0.3", help="early coupling window, as progress from,to")
+    p.add_argument("--late", default="0.7,1", help="late coupling window")
+    p.add_argument("--style", default="paper", choices=["paper", "notebook", "talk", "poster"])
+    p.add_argument("--resamples", type=int, default=2000, help="bootstrap and permutation resamples")
+    p.add_argument("--include-unfinished", action="store_true")
+
+
+def _window(text: str) -> tuple[float, float]:
+    lo, hi = (float(v) for v in text.split(","))
+    if not 0 <= lo < hi <= 1:
+        raise ValueError(f"window {text!r} must be 'from,to' with 0 <= from < to <= 1")
+    return lo, hi
+
+
+def main(args) -> int:
+    from .report import AnalysisOptions, analyze
+
+    try:
+        studies = tuple(s for s in args.studies.split(",") if s)
+        unknown = [s for s in studies if s not in STUDIES]
+        if unknown:
+            raise ValueError(f"unknown studies {unknown}; choose from {', '.join(STUDIES)}")
+        if not 0 < args.window <= 1:
+            raise ValueError(f"--window must be in (0, 1], got {args.window}")
+        opts = AnalysisOptions(
+            studies=studies,
+            by=args.group_by,
+            accuracy=args.accuracy_key,
+            window=args.window,
+            x="trainer/step" if args.x == "step" else "trainer/epoch",
+            smooth=max(1, args.smooth),
+            log_x=args.log_x,
+            normalize=args.normalize,
+            style=args.style,
+            early=_window(args.early),
+            late=_window(args.late),
+            n_resamples=args.resamples,
+            groups=tuple(g for g in args.groups.split(",") if g),
+            include_unfinished=args.include_unfinished,
+            progress=sys.stderr.isatty(),
+        )
+        result = analyze(args.source, args.out, opts)
+    except (ValueError, KeyError, FileNotFoundError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"adadim analyze: {message}", file=sys.stderr)
+        return 2
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"analyzed {len(result.runset)} runs -> {args.out}/report.html ({len(result.tables)} tables)")
+    return 0

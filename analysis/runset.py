@@ -1,0 +1,51 @@
+"""The RunSet: every loaded run as two tidy DataFrames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+STEP = "trainer/step"
+EPOCH = "trainer/epoch"
+# The analysis default accuracy: on small data the full linear probe saturates for every
+# method, even a random network; the low-label probe keeps methods apart.
+DEFAULT_ACCURACY = "final/lowlabel_top1"
+STUDIES = ("trajectories", "plane", "equilibrium", "accuracy", "correlation", "optimum", "coupling")
+
+
+@dataclass
+class RunSet:
+    """``runs``: one row per run, indexed by run id: flattened config (dotted keys), summary,
+    ``state`` and ``group``. ``history``: one row per (run_id, step), with the metric keys as
+    columns. ``skipped``: (run, reason) for every run that could not be loaded."""
+
+    runs: pd.DataFrame
+    history: pd.DataFrame
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def select(self, run_ids) -> RunSet:
+        run_ids = list(run_ids)
+        return RunSet(
+            self.runs.loc[run_ids],
+            self.history[self.history["run_id"].isin(run_ids)].reset_index(drop=True),
+            self.skipped,
+        )
+
+    def where(self, **equals) -> RunSet:
+        """Runs whose columns equal the given values, e.g. ``where(method="adadim")``; dotted
+        keys are passed with ``__`` for ``.`` (``optim__lr=0.3``)."""
+        mask = pd.Series(True, index=self.runs.index)
+        for key, value in equals.items():
+            column = key.replace("__", ".")
+            if column not in self.runs:
+                raise KeyError(f"no run column {column!r}")
+            mask &= self.runs[column] == value
+        return self.select(self.runs.index[mask])
+
+
+def empty_runset() -> RunSet:
+    return RunSet(pd.DataFrame(index=pd.Index([], name="run_id")), pd.DataFrame(columns=["run_id", STEP]))

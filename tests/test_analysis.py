@@ -1,0 +1,283 @@
+import json
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import wandb
+from analysis_helpers import constant, planted_rows, write_run
+from trainer_helpers import tiny_overrides
+
+import analysis.loading as loading
+from analysis import load_runs
+from analysis.loading import run_from_api
+from analysis.report import AnalysisOptions, analyze
+from analysis.studies import coupling, equilibrium, intermediate_optimum, ratio_vs_accuracy, trajectories
+from training.cli import main
+from training.config import load_config
+from training.trainer import train
+
+FAST = {"n_resamples": 300}
+
+
+# ---- planted answers ---------------------------------------------------------------------
+
+
+def _runs_with_equilibria(tmp_path, xs, accuracies, groups=None):
+    for k, (x, acc) in enumerate(zip(xs, accuracies, strict=True)):
+        config = {"method": (groups[k] if groups else "adadim"), "run": {"seed": k}}
+        write_run(
+            tmp_path, f"r{k:02d}", planted_rows(50, constant(x), constant(1.0)), {"final/lowlabel_top1": acc}, config
+        )
+    return load_runs(tmp_path, progress=False)
+
+
+def test_planted_correlation_is_recovered_with_honest_intervals(tmp_path):
+    rng = np.random.default_rng(0)
+    ratio = rng.uniform(1, 3, 24)
+    accuracy = 0.5 + 0.1 * ratio + rng.normal(0, 0.02, 24)
+    groups = ["a" if k % 2 else "b" for k in range(24)]
+    rs = _runs_with_equilibria(tmp_path, ratio, accuracy, groups)
+    table = ratio_vs_accuracy(rs, **FAST).set_index(["scope", "method"])
+    for method in ("pearson", "spearman", "kendall"):
+        row = table.loc[("pooled", method)]
+        assert row["n"] == 24
+        assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
+        assert row["ci_low"] > 0.5 and row["p_permutation"] < 0.01
+    pearson = table.loc[("pooled", "pearson")]
+    assert pearson["estimate"] == pytest.approx(np.corrcoef(ratio, accuracy)[0, 1], abs=1e-9)
+    assert set(table.index.get_level_values("scope")) == {"pooled", "a", "b"}
+
+
+def test_no_correlation_gives_an_interval_around_zero(tmp_path):
+    rng = np.random.default_rng(1)
+    rs = _runs_with_equilibria(tmp_path, rng.uniform(1, 3, 30), rng.uniform(0.8, 0.9, 30))
+    row = ratio_vs_accuracy(rs, **FAST).set_index(["scope", "method"]).loc[("pooled", "spearman")]
+    assert row["ci_low"] < 0 < row["ci_high"] and row["p_permutation"] > 0.05
+
+
+def test_planted_quadratic_optimum(tmp_path):
+    rng = np.random.default_rng(2)
+    h = np.linspace(1.0, 3.0, 21)
+    accuracy = 0.95 - 0.1 * (h - 2.2) ** 2 + rng.normal(0, 0.002, h.size)
+    rs = _runs_with_equilibria(tmp_path, h, accuracy)
+    fit = intermediate_optimum(rs, xs=("dynamics/H_R",), **FAST).iloc[0]
+    assert fit["vertex"] == pytest.approx(2.2, abs=0.05)
+    assert fit["ci_low"] < 2.2 < fit["ci_high"]
+    assert fit["concave"] and fit["intermediate_optimum"] and fit["r2"] > 0.95
+    # A monotone relation: the vertex falls outside the data, no intermediate optimum.
+    monotone = _runs_with_equilibria(tmp_path / "m", h, 0.5 + 0.1 * h + rng.normal(0, 0.002, h.size))
+    assert not intermediate_optimum(monotone, xs=("dynamics/H_R",), **FAST).iloc[0]["intermediate_optimum"]
+
+
+def test_planted_coupling_early_positive_late_negative(tmp_path):
+    def h(t):
+        return np.sin(12 * t) + 3 * t
+
+    def i(t):
+        # early: I moves with H; late: against it
+        return np.where(t <= 0.5, np.sin(12 * t), -np.sin(12 * t) + 2 * np.sin(6.0))
+
+    for k in range(3):
+        write_run(tmp_path, f"c{k}", planted_rows(200, h, i, every=2))
+    rs = load_runs(tmp_path, progress=False)
+    table = coupling(rs, early=(0, 0.4), late=(0.6, 1.0), **FAST).set_index(["window", "scope", "method"])
+    early, late = table.loc[("early", "pooled", "pearson")], table.loc[("late", "pooled", "pearson")]
+    assert early["estimate"] > 0.9 and early["ci_low"] > 0.5
+    assert late["estimate"] < -0.5 and late["ci_high"] < 0
+
+
+def test_equilibrium_flags_runs_that_have_not_settled(tmp_path):
+    write_run(tmp_path, "flat", planted_rows(100, constant(2.0), constant(1.0)))
+    write_run(tmp_path, "rising", planted_rows(100, lambda t: 1 + 2 * t, constant(1.0)))
+    eq = equilibrium(load_runs(tmp_path, progress=False), ["dynamics/H_R"], window=0.2)
+    assert eq.loc["flat", "dynamics/H_R"] == pytest.approx(2.0)
+    assert bool(eq.loc["flat", "dynamics/H_R:settled"]) and not bool(eq.loc["rising", "dynamics/H_R:settled"])
+    # The equilibrium is the mean over the last 20% of logged points.
+    assert eq.loc["rising", "dynamics/H_R"] == pytest.approx(np.mean(1 + 2 * np.arange(80, 100) / 99))
+
+
+def test_trajectory_bands_are_t_intervals_across_seeds(tmp_path):
+    for k, offset in enumerate((0.0, 0.1, 0.2)):
+        write_run(tmp_path, f"s{k}", planted_rows(10, lambda t, o=offset: 1 + t + o, constant(1.0)))
+    traj = trajectories(load_runs(tmp_path, progress=False), ["dynamics/H_R"])
+    first = traj[traj["x"] == 0].iloc[0]
+    values = np.array([1.0, 1.1, 1.2])
+    half = 4.302652729911275 * values.std(ddof=1) / math.sqrt(3)  # t(0.975, 2)
+    assert first["mean"] == pytest.approx(1.1) and first["n"] == 3
+    assert first["ci_low"] == pytest.approx(1.1 - half) and first["ci_high"] == pytest.approx(1.1 + half)
+    normalized = trajectories(load_runs(tmp_path, progress=False), ["dynamics/H_R"], normalize=True)
+    assert normalized.iloc[0]["mean"] == pytest.approx(1.1 / math.log(512))
+
+
+# ---- loading: bad runs, caching, W&B -------------------------------------------------------
+
+
+def test_bad_runs_are_skipped_with_a_reason_and_the_rest_load(tmp_path, capsys):
+    good = planted_rows(20, constant(1.0), constant(0.5))
+    write_run(tmp_path, "good", good)
+    write_run(tmp_path, "crashed", good, {"state": "crashed"})
+    write_run(tmp_path, "partial", good, {"state": "running"})
+    write_run(tmp_path, "nan", [*good[:5], {**good[5], "train/loss": None}, *good[6:]])
+    write_run(tmp_path, "nokeys", [{"trainer/step": s, "other": 1.0} for s in range(5)])
+    write_run(tmp_path, "empty", [])
+    corrupt = write_run(tmp_path, "corrupt", good)
+    lines = (corrupt / "history.jsonl").read_text().splitlines()
+    lines[3] = lines[3][:15]
+    (corrupt / "history.jsonl").write_text("\n".join(lines) + "\n")
+    badyaml = write_run(tmp_path, "badyaml", good)
+    (badyaml / "config.yaml").write_text("method: [unclosed\n")
+    torn = write_run(tmp_path, "torn", good)
+    with (torn / "history.jsonl").open("a") as f:
+        f.write('{"trainer/step": 20, "train/lo')  # a crash mid-row: dropped, the run loads
+
+    rs = load_runs(tmp_path, progress=False)
+    assert sorted(rs.runs.index) == ["good", "torn"]
+    reasons = dict(rs.skipped)
+    assert "crashed" in reasons["crashed"] and "running" in reasons["partial"]
+    assert "NaN or Inf train/loss at step 5" in reasons["nan"]
+    assert "lacks train/loss" in reasons["nokeys"]
+    assert "empty history" in reasons["empty"]
+    assert "line 4 is corrupt" in reasons["corrupt"]
+    assert "unreadable" in reasons["badyaml"]
+    err = capsys.readouterr().err
+    assert err.count("adadim: skipped run") == 7
+    assert len(rs.history[rs.history["run_id"] == "torn"]) == 20
+    assert "partial" in load_runs(tmp_path, include_unfinished=True, progress=False).runs.index
+
+
+def test_cache_reloads_only_what_changed(tmp_path, monkeypatch):
+    for k in range(3):
+        write_run(tmp_path, f"r{k}", planted_rows(30, constant(1.0 + k), constant(0.5)))
+    first = load_runs(tmp_path, progress=False)
+    calls = []
+    original = loading.parse_local_run
+    monkeypatch.setattr(loading, "parse_local_run", lambda d: calls.append(d.name) or original(d))
+    again = load_runs(tmp_path, progress=False)
+    assert calls == []
+    pd.testing.assert_frame_equal(first.history, again.history)
+    with (tmp_path / "r1" / "history.jsonl").open("a") as f:
+        f.write(json.dumps({"trainer/step": 30, "train/loss": 0.1}) + "\n")
+    os.utime(tmp_path / "r1" / "history.jsonl", ns=(1, 10**18))
+    changed = load_runs(tmp_path, progress=False)
+    assert calls == ["r1"]
+    assert changed.history.groupby("run_id").size().to_dict() == {"r0": 30, "r1": 31, "r2": 30}
+    assert (tmp_path / ".adadim-cache" / "manifest.json").is_file()
+
+
+def test_reads_wandb_offline_files_from_the_trainer_and_from_other_code(tmp_path):
+    summary = train(
+        load_config(None, tiny_overrides(tmp_path / "runs", "wb", **{"wandb.mode": "offline", "optim.epochs": 1}))
+    )
+    from_wandb = load_runs(tmp_path / "runs" / "wb" / "wandb", progress=False, cache_dir=None)
+    from_local = load_runs(tmp_path / "runs" / "wb", progress=False, cache_dir=None)
+    assert list(from_wandb.runs.index) == ["wb"]
+    assert from_wandb.runs.loc["wb", "final/lowlabel_top1"] == pytest.approx(summary["final/lowlabel_top1"])
+    assert from_wandb.runs.loc["wb", "optim.lr"] == 0.5
+    local, remote = from_local.history.set_index("trainer/step"), from_wandb.history.set_index("trainer/step")
+    for column in ("train/loss", "dynamics/H_R", "adadim/alpha"):
+        pd.testing.assert_series_equal(local[column], remote[column], check_dtype=False)
+
+    # A run written by any code with the wandb client (no trainer/step: W&B's _step is used).
+    other = tmp_path / "other"
+    run = wandb.init(project="p", id="plain1", dir=str(other), mode="offline", config={"lr": {"base": 0.1}})
+    for s in range(4):
+        run.log({"train/loss": 1.0 / (s + 1), "acc": s / 4})
+    run.finish()
+    rs = load_runs(other / "wandb", progress=False, cache_dir=None)
+    assert rs.runs.loc["plain1", "lr.base"] == 0.1
+    assert rs.history["trainer/step"].tolist() == [0, 1, 2, 3]
+
+    files = list((other / "wandb").glob("offline-run-*/run-plain1.wandb"))
+    data = bytearray(files[0].read_bytes())
+    data[40:60] = b"\x00" * 20
+    files[0].write_bytes(bytes(data))
+    broken = load_runs(other / "wandb", progress=False, cache_dir=None)
+    assert len(broken) == 0 and "checksum" in broken.skipped[0][1]
+
+
+class FakeSummary:
+    def __init__(self, values):
+        self._json_dict = values
+
+
+class FakeApiRun:
+    """The attributes of wandb.apis.public.Run that the loader reads (no server here)."""
+
+    def __init__(self, run_id, rows, state="finished"):
+        self.id, self.path, self.state, self.group = run_id, ["e", "p", run_id], state, "g1"
+        self.config = {"method": {"value": "adadim", "desc": None}, "optim.lr": 0.3, "_wandb": {}}
+        self.summary = FakeSummary({"final/lowlabel_top1": 0.9, "_runtime": 3})
+        self.lastHistoryStep, self.heartbeatAt = len(rows) - 1, "2026-01-01T00:00:00"
+        self._rows = rows
+
+    def scan_history(self):
+        return iter(self._rows)
+
+
+class FakeApi:
+    def __init__(self, runs):
+        self._runs, self.calls = runs, []
+
+    def runs(self, path, filters=None):
+        self.calls.append((path, filters))
+        return self._runs
+
+
+def test_wandb_api_conversion_at_the_boundary(tmp_path):
+    rows = [{"_step": s, "trainer/step": s, "train/loss": 1.0 - s / 10, "_runtime": s} for s in range(5)]
+    meta, history = run_from_api(FakeApiRun("abc", rows))
+    assert meta["method"] == "adadim" and meta["optim.lr"] == 0.3 and meta["group"] == "g1"
+    assert "_wandb" not in meta and "_runtime" not in meta and meta["final/lowlabel_top1"] == 0.9
+    assert history["trainer/step"].tolist() == list(range(5)) and "_runtime" not in history
+    api = FakeApi([FakeApiRun("abc", rows), FakeApiRun("def", rows, state="crashed")])
+    rs = load_runs("entity/project", filters={"config.method": "adadim"}, api=api, cache_dir=tmp_path, progress=False)
+    assert api.calls == [("entity/project", {"config.method": "adadim"})]
+    assert list(rs.runs.index) == ["abc"] and "crashed" in dict(rs.skipped)["def"]
+
+
+# ---- the whole analysis on real trainer runs -------------------------------------------------
+
+
+def test_analyze_real_trainer_runs_end_to_end(tmp_path):
+    for method in ("vicreg", "simclr"):
+        for seed in (0, 1):
+            overrides = tiny_overrides(
+                tmp_path / "runs", f"{method}-{seed}", method=method, **{"run.seed": seed, "optim.epochs": 2}
+            )
+            train(load_config(None, overrides))
+    out = tmp_path / "out"
+    result = analyze(tmp_path / "runs", out, AnalysisOptions(n_resamples=200, progress=False))
+    for name in ("trajectories", "information_plane", "ratio_vs_accuracy", "intermediate_optimum", "coupling"):
+        for ext in ("pdf", "png"):
+            path = out / "figures" / f"{name}.{ext}"
+            assert path.is_file() and path.stat().st_size > 1000, path
+    for name in ("equilibrium", "accuracy", "ratio_vs_accuracy", "intermediate_optimum", "coupling"):
+        for ext in ("csv", "md", "tex"):
+            assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
+    for name in ("trajectories", "information_plane"):
+        assert (out / "tables" / f"{name}.csv").stat().st_size > 0
+    # The data behind each figure is the table written beside it.
+    pd.testing.assert_frame_equal(result.figures["trajectories"], result.tables["trajectories"])
+    written = pd.read_csv(out / "tables" / "trajectories.csv")
+    np.testing.assert_allclose(written["mean"], result.tables["trajectories"]["mean"])
+    eq = result.tables["equilibrium"].set_index("run_id")
+    np.testing.assert_allclose(
+        result.figures["ratio_vs_accuracy"]["x"].sort_index(), eq["dynamics/ratio_H_I"].sort_index()
+    )
+    accuracy = pd.read_csv(out / "tables" / "accuracy.csv").set_index("group")
+    assert set(accuracy.index) == {"vicreg", "simclr"} and (accuracy["n"] == 2).all()
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5 and "vicreg-0" in page and "<script" not in page
+
+
+def test_analyze_command_refuses_bad_input(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert "no runs at" in capsys.readouterr().err
+    write_run(tmp_path / "runs", "r0", planted_rows(20, constant(1.0), constant(0.5)))
+    assert main(["analyze", str(tmp_path / "runs"), "--out", str(tmp_path / "o"), "--studies", "bogus"]) == 2
+    assert "unknown studies" in capsys.readouterr().err
+    code = main(["analyze", str(tmp_path / "runs"), "--out", str(tmp_path / "o"), "--studies", "correlation"])
+    assert code == 0
+    assert "no accuracy key 'final/lowlabel_top1'" in capsys.readouterr().err
