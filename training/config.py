@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dynamics import METRIC_GROUPS
+from dynamics import DEFAULT_METRICS, METRIC_GROUPS
 
 from .controller import METHODS
 
@@ -97,17 +97,7 @@ class OptimConfig:
 @dataclass
 class DynamicsConfig:
     every: int = 10  # run the monitor every k optimizer steps (0: never)
-    metrics: list[str] = field(
-        default_factory=lambda: [
-            "entropy",
-            "mutual_information",
-            "permutation_baseline",
-            "normalized",
-            "effective_rank",
-            "uniformity",
-            "alignment",
-        ]
-    )
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     alpha: float = 2.0
     kernel: str = "cosine"
     n_permutations: int = 4

@@ -42,9 +42,9 @@ def extract_features(
 
 
 @torch.no_grad()
-def knn_top1(
-    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, k: int = 20
-) -> float:
+def _knn_accuracy(train_x, train_y, test_x, test_y, k: int, temperature: float | None) -> float:
+    """Top-1 of cosine kNN: majority vote (ties to the larger summed similarity) when
+    temperature is None, else votes weighted by exp(similarity / temperature)."""
     train_n, test_n = F.normalize(train_x, dim=1), F.normalize(test_x, dim=1)
     k = min(k, len(train_x))
     classes = int(max(train_y.max(), test_y.max())) + 1
@@ -52,28 +52,20 @@ def knn_top1(
     for start in range(0, len(test_n), 1024):
         sims, idx = (test_n[start : start + 1024] @ train_n.T).topk(k, dim=1)
         votes = F.one_hot(train_y[idx], classes).float()
-        score = votes.sum(dim=1) + 1e-6 * (votes * sims.unsqueeze(-1)).sum(dim=1)
+        if temperature is None:
+            score = votes.sum(dim=1) + 1e-6 * (votes * sims.unsqueeze(-1)).sum(dim=1)
+        else:
+            score = (votes * (sims / temperature).exp().unsqueeze(-1)).sum(dim=1)
         correct += int((score.argmax(dim=1) == test_y[start : start + 1024]).sum())
     return correct / len(test_y)
 
 
-def weighted_knn_top1(
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    test_x: torch.Tensor,
-    test_y: torch.Tensor,
-    k: int = 200,
-    temperature: float = 0.07,
-) -> float:
-    train_n, test_n = F.normalize(train_x, dim=1), F.normalize(test_x, dim=1)
-    k = min(k, len(train_x))
-    classes = int(max(train_y.max(), test_y.max())) + 1
-    correct = 0
-    for start in range(0, len(test_n), 1024):
-        sims, idx = (test_n[start : start + 1024] @ train_n.T).topk(k, dim=1)
-        votes = F.one_hot(train_y[idx], classes).float() * (sims / temperature).exp().unsqueeze(-1)
-        correct += int((votes.sum(dim=1).argmax(dim=1) == test_y[start : start + 1024]).sum())
-    return correct / len(test_y)
+def knn_top1(train_x, train_y, test_x, test_y, k: int = 20) -> float:
+    return _knn_accuracy(train_x, train_y, test_x, test_y, k, None)
+
+
+def weighted_knn_top1(train_x, train_y, test_x, test_y, k: int = 200, temperature: float = 0.07) -> float:
+    return _knn_accuracy(train_x, train_y, test_x, test_y, k, temperature)
 
 
 def _standardizer(features: torch.Tensor):

@@ -32,6 +32,7 @@ def _targets(feats: dict) -> dict:
 def evaluate(cfg, backbone: torch.nn.Module | None) -> dict:
     """The protocol on a backbone, or on raw pixels when backbone is None."""
     splits = load_splits(cfg.data)
+    device = torch.device("cuda" if torch.cuda.is_available() and cfg.run.device != "cpu" else "cpu")
     transform = eval_transform(cfg.data.name, splits.image_size)
     named = {"train": splits.labeled_train, "test": splits.test, "val": splits.val}
     feats = {}
@@ -43,7 +44,7 @@ def evaluate(cfg, backbone: torch.nn.Module | None) -> dict:
             xs, ys = zip(*[(x.flatten(1).float(), torch.as_tensor(y)) for x, y in loader], strict=True)
             feats[name] = (torch.cat(xs), torch.cat(ys))
         else:
-            feats[name] = extract_features(backbone, loader, torch.device("cpu"))
+            feats[name] = extract_features(backbone.to(device), loader, device)
     return evaluate_representation(*feats["train"], _targets(feats), cfg.eval, cfg.eval.final_probe)
 
 
