@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     from analysis.cli import add_parser as add_analyze_parser
 
     add_analyze_parser(commands)
+    from sweeps.cli import add_parsers as add_sweep_parsers
+
+    add_sweep_parsers(commands)
 
     demo = commands.add_parser("demo", help="measure the dynamics estimators on the embedded digits data")
     demo.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024], help="values of N")
@@ -79,14 +82,31 @@ def _train(args) -> int:
     return 0
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """argparse stops collecting ``key=value`` overrides at the first option; the rest come
+    back unparsed and join the overrides here, so options and overrides can mix freely."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     if args.command == "train":
         return _train(args)
     if args.command == "analyze":
         from analysis.cli import main as analyze_main
 
         return analyze_main(args)
+    if args.command in ("sweep", "study"):
+        from sweeps.cli import main as sweep_main
+
+        return sweep_main(args)
     if args.command == "eval":
         from .offline_eval import main as eval_main
 

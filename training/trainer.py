@@ -215,7 +215,10 @@ def train(cfg: DictConfig) -> dict:
         model = model.to(memory_format=torch.channels_last)
 
     global_batch = cfg.data.batch_size
-    sampler = GlobalBatchSampler(len(splits.ssl_train), global_batch, cfg.run.seed, dist.rank, dist.world)
+    try:
+        sampler = GlobalBatchSampler(len(splits.ssl_train), global_batch, cfg.run.seed, dist.rank, dist.world)
+    except ValueError as error:  # batch larger than the data, or not divisible by the ranks
+        raise ConfigError(str(error)) from None
     dataset = TwoViews(splits.ssl_train, augmentation(cfg.data.name, splits.image_size), cfg.run.seed)
     loader = train_loader(dataset, sampler, cfg.data.num_workers)
     steps_per_epoch = len(splits.ssl_train) // global_batch

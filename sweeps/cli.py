@@ -1,0 +1,139 @@
+"""`adadim sweep create|agent|local` and `adadim study`."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from .spec import SweepError, load_sweep
+
+SWEEP_ID = re.compile(r"Created sweep with ID:\s*(\S+)")
+AGENT_LINE = re.compile(r"wandb agent (\S+)")
+
+
+def add_parsers(commands) -> None:
+    sweep = commands.add_parser("sweep", help="W&B sweeps: create and run agents online, or run the same YAML locally")
+    actions = sweep.add_subparsers(dest="sweep_command", required=True)
+    create = actions.add_parser("create", help="validate FILE and create the W&B sweep online")
+    create.add_argument("file")
+    create.add_argument("--project", default="adadim")
+    create.add_argument("--entity", default=None)
+    agent = actions.add_parser("agent", help="run a W&B agent for SWEEP_ID (wraps `wandb agent`)")
+    agent.add_argument("sweep_id", help="entity/project/id, or an id with --project/--entity")
+    agent.add_argument("--count", type=int, default=None)
+    agent.add_argument("--project", default=None)
+    agent.add_argument("--entity", default=None)
+    local = actions.add_parser("local", help="run FILE on this machine, no server: grid, random or bayes")
+    local.add_argument("file")
+    local.add_argument("--parallel", type=int, default=1, help="trials at once")
+    local.add_argument("--count", type=int, default=None, help="number of trials (random/bayes; caps a grid)")
+    local.add_argument("--root", default="runs/sweeps", help="where trial runs go: ROOT/<sweep name>/<trial id>")
+    local.add_argument("--seed", type=int, default=0, help="seed of the random and bayes search")
+    local.add_argument("overrides", nargs="*", help="key=value added to every trial (e.g. optim.epochs=20)")
+    validate = actions.add_parser("validate", help="check FILE against the trainer's config and exit")
+    validate.add_argument("file")
+
+    study = commands.add_parser(
+        "study", help="the reproduction study on the embedded default: sweep, then full analysis"
+    )
+    study.add_argument("--file", default="study-digits", help="the sweep to run (default: sweeps/study-digits.yaml)")
+    study.add_argument("--root", default="runs/sweeps")
+    study.add_argument("--out", default="study")
+    study.add_argument("--parallel", type=int, default=1)
+    study.add_argument("--resamples", type=int, default=2000)
+    study.add_argument("overrides", nargs="*", help="key=value added to every trial")
+
+
+def wandb_executable() -> list[str]:
+    return [sys.executable, "-m", "wandb"]
+
+
+def create_command(file: str, project: str, entity: str | None) -> list[str]:
+    command = [*wandb_executable(), "sweep", "--project", project]
+    if entity:
+        command += ["--entity", entity]
+    return [*command, str(file)]
+
+
+def agent_command(sweep_id: str, count: int | None, project: str | None = None, entity: str | None = None) -> list[str]:
+    command = [*wandb_executable(), "agent"]
+    if count is not None:
+        command += ["--count", str(count)]
+    if project:
+        command += ["--project", project]
+    if entity:
+        command += ["--entity", entity]
+    return [*command, sweep_id]
+
+
+def parse_created(output: str) -> tuple[str, str | None]:
+    """The sweep id and the full agent path from `wandb sweep`'s output."""
+    found = SWEEP_ID.search(output)
+    if not found:
+        raise SweepError("wandb sweep printed no sweep id:\n" + "\n".join(output.strip().splitlines()[-5:]))
+    agent = AGENT_LINE.search(output)
+    return found.group(1), agent.group(1) if agent else None
+
+
+def _create(args) -> int:
+    sweep = load_sweep(args.file)
+    result = subprocess.run(create_command(str(sweep.path), args.project, args.entity), capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        print(f"adadim sweep create: wandb sweep failed (exit {result.returncode}):\n{output.strip()}", file=sys.stderr)
+        return 1
+    sweep_id, path = parse_created(output)
+    full = path or "/".join(p for p in (args.entity, args.project, sweep_id) if p)
+    print(f"sweep id: {sweep_id}")
+    print(f"run agents with: adadim sweep agent {full}")
+    return 0
+
+
+def main(args) -> int:
+    try:
+        if args.command == "study":
+            return study(args)
+        if args.sweep_command == "validate":
+            sweep = load_sweep(args.file)
+            print(f"{sweep.path}: valid {sweep.method} sweep over {', '.join(p.key for p in sweep.parameters)}")
+            return 0
+        if args.sweep_command == "create":
+            return _create(args)
+        if args.sweep_command == "agent":
+            return subprocess.call(agent_command(args.sweep_id, args.count, args.project, args.entity))
+        from .local import LocalSweep
+
+        runner = LocalSweep(
+            load_sweep(args.file), Path(args.root), max(1, args.parallel), args.count, args.seed, list(args.overrides)
+        )
+        code = runner.run()
+        print(runner.report())
+        return code
+    except SweepError as error:
+        print(f"adadim sweep: {error}", file=sys.stderr)
+        return 2
+
+
+def study(args) -> int:
+    """Run sweeps/study-digits.yaml (or --file) locally, then every analysis study, then the
+    table of final accuracies per method (mean and std over seeds)."""
+    from analysis.report import AnalysisOptions, analyze, write_table
+    from analysis.studies import accuracy_table
+
+    from .local import LocalSweep
+
+    runner = LocalSweep(load_sweep(args.file), Path(args.root), max(1, args.parallel), None, 0, list(args.overrides))
+    code = runner.run()
+    print(runner.report())
+    if code == 130:
+        return code
+    source = Path(args.root) / runner.sweep.name
+    result = analyze(source, args.out, AnalysisOptions(n_resamples=args.resamples, progress=False))
+    keys = ["final/linear_top1", "final/lowlabel_top1", "final/knn_top1", "final/knn_weighted_top1"]
+    keys += [f"final/random_init_{k[6:]}" for k in keys]
+    table = accuracy_table(result.runset, [k for k in keys if k in result.runset.runs], by="method")
+    write_table(table.reset_index(), Path(args.out) / "tables", "results")
+    print(f"study: {len(result.runset)} runs analysed -> {args.out}/report.html, {args.out}/tables/results.md")
+    return code

@@ -1,0 +1,245 @@
+"""Run a sweep file on this machine, with no W&B server.
+
+Each trial is an ordinary `adadim train` run (its own run directory and W&B offline files)
+under ``<root>/<sweep name>/<trial id>``; the sweep's state is ``<root>/<sweep name>/sweep.json``.
+
+- grid: every distinct combination; random: ``count`` (or ``run_cap``) draws from a seeded
+  RNG; bayes: Optuna's TPE sampler (``pip install optuna``), told each finished trial's metric.
+- A rerun skips finished trials and resumes interrupted ones (the trainer continues from the
+  run's checkpoint).
+- A failed trial is recorded with its exit code and the tail of its log, reported, and does
+  not stop the others.
+- Ctrl-C (or SIGTERM) forwards SIGTERM to running trials, which checkpoint and stop; their
+  state becomes ``interrupted`` and the sweep exits with code 130.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .spec import Sweep, SweepError, grid_trials, overrides, random_trials
+
+
+@dataclass
+class Trial:
+    trial_id: str
+    params: dict
+    status: str = "pending"  # pending | running | finished | failed | interrupted
+    returncode: int | None = None
+    metric: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class LocalSweep:
+    sweep: Sweep
+    root: Path
+    parallel: int = 1
+    count: int | None = None
+    seed: int = 0
+    extra: list[str] = field(default_factory=list)
+    python: str = sys.executable
+    poll_seconds: float = 0.2
+
+    def __post_init__(self) -> None:
+        self.directory = self.root / self.sweep.name
+        self.state_path = self.directory / "sweep.json"
+        self.trials: dict[str, Trial] = {}
+        self._stop = False
+
+    # ---- state ---------------------------------------------------------------------------
+
+    def _load_state(self) -> None:
+        if not self.state_path.is_file():
+            return
+        state = json.loads(self.state_path.read_text())
+        if state.get("digest") != self.sweep.digest():
+            raise SweepError(
+                f"{self.state_path} was written for a different version of {self.sweep.path.name}; "
+                "use another --root or restore the file"
+            )
+        self.trials = {t["trial_id"]: Trial(**t) for t in state["trials"]}
+
+    def _save_state(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "name": self.sweep.name,
+            "digest": self.sweep.digest(),
+            "trials": [vars(t) for t in self.trials.values()],
+        }
+        tmp = self.state_path.with_name(".sweep.json.tmp")
+        tmp.write_text(json.dumps(payload, indent=2, default=str))
+        os.replace(tmp, self.state_path)
+
+    # ---- trials ----------------------------------------------------------------------------
+
+    def _planned(self) -> list[dict]:
+        if self.sweep.method == "grid":
+            trials = grid_trials(self.sweep)
+            return trials[: self.count] if self.count else trials
+        count = self.count or self.sweep.run_cap
+        if not count:
+            raise SweepError(f"a {self.sweep.method} sweep needs --count or run_cap in the file")
+        return random_trials(self.sweep, count, self.seed) if self.sweep.method == "random" else []
+
+    def _trial_id(self, index: int) -> str:
+        return f"{self.sweep.name}-{index:03d}"
+
+    def _finished_on_disk(self, trial: Trial) -> bool:
+        summary = self.directory / trial.trial_id / "summary.json"
+        try:
+            return json.loads(summary.read_text()).get("state") == "finished"
+        except (OSError, json.JSONDecodeError):
+            return False
+
+    def _command(self, trial: Trial) -> list[str]:
+        base = [f"run.root={self.directory}", f"run.id={trial.trial_id}", "run.progress=false"]
+        group = [] if "wandb.group" in trial.params else [f"wandb.group={self.sweep.name}"]
+        # The trial's own parameters come after the common overrides, so they win.
+        return [self.python, "-m", "training.cli", "train", *self.extra, *overrides(trial.params), *group, *base]
+
+    def _metric(self, trial: Trial) -> float | None:
+        try:
+            value = json.loads((self.directory / trial.trial_id / "summary.json").read_text()).get(self.sweep.metric)
+            return float(value) if value is not None and math.isfinite(float(value)) else None
+        except (OSError, json.JSONDecodeError, TypeError, ValueError):
+            return None
+
+    # ---- running ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run every pending trial; returns 0, 1 if any trial failed, 130 if interrupted."""
+        self._load_state()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            if self.sweep.method == "bayes":
+                self._run_bayes()
+            else:
+                for index, params in enumerate(self._planned()):
+                    trial_id = self._trial_id(index)
+                    known = self.trials.get(trial_id)
+                    if known is not None and known.params != params:
+                        raise SweepError(f"trial {trial_id} was recorded with other parameters; use another --root")
+                    self.trials.setdefault(trial_id, Trial(trial_id, params))
+                self._save_state()
+                self._execute([t for t in self.trials.values() if t.status != "finished"])
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._save_state()
+        if self._stop:
+            return 130
+        return 1 if any(t.status == "failed" for t in self.trials.values()) else 0
+
+    def _on_signal(self, signum, _frame) -> None:
+        self._stop = True
+
+    def _execute(self, trials: list[Trial]) -> None:
+        queue, running = list(trials), {}
+        logs = self.directory / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        while (queue or running) and not (self._stop and not running):
+            while queue and len(running) < self.parallel and not self._stop:
+                trial = queue.pop(0)
+                if self._finished_on_disk(trial):
+                    trial.status, trial.metric = "finished", self._metric(trial)
+                    continue
+                log = (logs / f"{trial.trial_id}.log").open("a")
+                process = subprocess.Popen(
+                    self._command(trial), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+                running[trial.trial_id] = (trial, process, log)
+                trial.status = "running"
+                self._save_state()
+                print(f"sweep {self.sweep.name}: started {trial.trial_id} {trial.params}", file=sys.stderr)
+            if self._stop:
+                for _, process, _ in running.values():
+                    if process.poll() is None:
+                        process.send_signal(signal.SIGTERM)
+            for trial_id, (trial, process, log) in list(running.items()):
+                code = process.poll()
+                if code is None:
+                    continue
+                log.close()
+                del running[trial_id]
+                self._finish(trial, code, logs / f"{trial_id}.log")
+            time.sleep(self.poll_seconds)
+
+    def _finish(self, trial: Trial, code: int, log_path: Path) -> None:
+        trial.returncode = code
+        if code == 0 and self._finished_on_disk(trial):
+            trial.status, trial.metric, trial.error = "finished", self._metric(trial), None
+        elif self._stop or code in (128 + signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGTERM, -signal.SIGINT):
+            trial.status = "interrupted"
+        else:
+            tail = log_path.read_text().strip().splitlines()[-3:] if log_path.is_file() else []
+            trial.status, trial.error = "failed", " | ".join(tail)[-500:]
+            print(f"sweep {self.sweep.name}: {trial.trial_id} failed (exit {code}): {trial.error}", file=sys.stderr)
+        self._save_state()
+
+    def _run_bayes(self) -> None:
+        try:
+            import optuna
+        except ImportError:
+            raise SweepError("method: bayes needs Optuna: pip install 'adadim[bayes]'") from None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        direction = "maximize" if self.sweep.goal == "maximize" else "minimize"
+        study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=self.seed))
+        distributions = {p.key: _optuna_distribution(optuna, p) for p in self.sweep.parameters}
+        for trial in self.trials.values():  # tell Optuna what earlier runs of this sweep found
+            if trial.status == "finished" and trial.metric is not None:
+                study.add_trial(
+                    optuna.trial.create_trial(params=trial.params, distributions=distributions, value=trial.metric)
+                )
+        count = self.count or self.sweep.run_cap
+        if not count:
+            raise SweepError("a bayes sweep needs --count or run_cap in the file")
+        pending = [t for t in self.trials.values() if t.status != "finished"]
+        self._execute(pending)
+        for trial in pending:
+            if trial.status == "finished" and trial.metric is not None:
+                study.add_trial(
+                    optuna.trial.create_trial(params=trial.params, distributions=distributions, value=trial.metric)
+                )
+        while len(self.trials) < count and not self._stop:
+            asked = study.ask(distributions)
+            trial = Trial(self._trial_id(len(self.trials)), dict(asked.params))
+            self.trials[trial.trial_id] = trial
+            self._execute([trial])
+            if trial.status == "finished" and trial.metric is not None:
+                study.tell(asked, trial.metric)
+            else:
+                study.tell(asked, state=optuna.trial.TrialState.FAIL)
+
+    # ---- reporting ------------------------------------------------------------------------------
+
+    def report(self) -> str:
+        lines = [f"sweep {self.sweep.name} ({self.sweep.method}), metric {self.sweep.metric} ({self.sweep.goal}):"]
+        for t in self.trials.values():
+            metric = f"{t.metric:.4f}" if t.metric is not None else "-"
+            detail = f"  exit {t.returncode}: {t.error}" if t.status == "failed" else ""
+            lines.append(f"  {t.trial_id:<24} {t.status:<12} {metric:>8}  {t.params}{detail}")
+        counts = {}
+        for t in self.trials.values():
+            counts[t.status] = counts.get(t.status, 0) + 1
+        lines.append("  " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        return "\n".join(lines)
+
+
+def _optuna_distribution(optuna, p):
+    d = optuna.distributions
+    if p.values is not None:
+        return d.CategoricalDistribution(p.values)
+    if p.distribution == "int_uniform":
+        return d.IntDistribution(int(p.low), int(p.high))
+    if p.distribution == "log_uniform_values":
+        return d.FloatDistribution(p.low, p.high, log=True)
+    return d.FloatDistribution(p.low, p.high, step=p.q)

@@ -1,0 +1,219 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from trainer_helpers import REPO, env, history, tiny_overrides
+
+from sweeps import cli as sweep_cli
+from sweeps.local import LocalSweep
+from sweeps.spec import SweepError, grid_trials, load_sweep, random_trials
+from training.cli import main
+
+BUNDLED = ["baselines", "schedules", "adadim", "study-digits"]
+# Trials run as ordinary runs: W&B stays in its default offline mode.
+TINY = [
+    o
+    for o in tiny_overrides(Path("unused"), "unused")
+    if not o.startswith(("run.root", "run.id", "run.progress", "wandb.mode"))
+]
+
+
+def _sweep_file(tmp_path: Path, parameters: dict, method: str = "grid", name: str = "tiny", **extra) -> Path:
+    spec = {
+        "name": name,
+        "method": method,
+        "metric": {"name": "final/val_lowlabel_top1", "goal": "maximize"},
+        "parameters": parameters,
+        "command": ["adadim", "train", "${args_no_hyphens}"],
+        **extra,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_sweeps_validate_against_the_trainer_config(name):
+    sweep = load_sweep(name)
+    assert sweep.metric.startswith("final/val_")
+    assert any(p.key == "wandb.group" for p in sweep.parameters)
+    if sweep.method == "grid":
+        trials = grid_trials(sweep)
+        assert len({json.dumps(t, sort_keys=True) for t in trials}) == len(trials)
+    else:
+        assert len(random_trials(sweep, 5, 0)) == 5
+
+
+def test_study_covers_three_seeds_of_six_methods_and_schedules_skip_unused_alpha():
+    trials = grid_trials(load_sweep("study-digits"))
+    methods = {t["method"] for t in trials}
+    assert methods == {"vicreg", "simclr", "fixed", "linear", "cosine", "adadim"} and len(trials) == 18
+    schedules = grid_trials(load_sweep("schedules"))
+    assert len(schedules) == 3 * 3 + 2 * 3  # fixed x alpha x seed, then linear/cosine x seed
+    assert all("adadim.alpha" not in t for t in schedules if t["method"] != "fixed")
+
+
+@pytest.mark.parametrize(
+    "parameters,extra,message",
+    [
+        ({"optim.bogus": {"value": 1}}, {}, "Key 'bogus' not in"),
+        ({"optim.lr": {"values": [0.1, -1.0]}}, {}, "optim.lr must be > 0"),
+        ({"method": {"values": ["vicreg", "byol"]}}, {}, "unknown method 'byol'"),
+        ({"method": {"value": "vicreg"}}, {"method": "hyperband"}, "search method 'hyperband' is not supported"),
+        ({"optim.lr": {"min": 0.1, "max": 1.0}}, {}, "grid sweep needs value or values"),
+        (
+            {"optim.lr": {"distribution": "beta", "min": 0.1, "max": 1.0}},
+            {"method": "random"},
+            "unsupported distribution",
+        ),
+        ({"method": {"value": "vicreg"}}, {"command": ["python", "train.py"]}, "command must run 'adadim train'"),
+        ({"method": {"value": "vicreg"}}, {"metric": {}}, "metric needs a name"),
+        ({"method": {"value": "vicreg"}}, {"early_stop": 1}, "unknown top-level keys"),
+    ],
+)
+def test_bad_sweep_files_are_refused_before_anything_runs(tmp_path, capsys, parameters, extra, message):
+    path = _sweep_file(tmp_path, parameters, **{"method": extra.pop("method", "grid")}, **extra)
+    with pytest.raises(SweepError, match=message):
+        load_sweep(str(path))
+    assert main(["sweep", "local", str(path), "--root", str(tmp_path / "runs")]) == 2
+    assert message.split("'")[0] in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_local_grid_sweep_runs_records_failures_and_skips_finished_trials_on_rerun(tmp_path, capsys):
+    path = _sweep_file(tmp_path, {"method": {"values": ["vicreg", "simclr"]}, "optim.epochs": {"value": 1}})
+    root = tmp_path / "runs"
+    assert main(["sweep", "local", str(path), "--root", str(root), "--count", "1", *TINY]) == 0
+    state = json.loads((root / "tiny" / "sweep.json").read_text())
+    assert [t["status"] for t in state["trials"]] == ["finished"]
+    first = (root / "tiny" / "tiny-000" / "history.jsonl").stat().st_mtime_ns
+    # The full grid: the finished trial is skipped, the second one runs.
+    assert main(["sweep", "local", str(path), "--root", str(root), *TINY]) == 0
+    out = capsys.readouterr()
+    assert out.err.count("started tiny-") == 2  # one per call: tiny-000 once, tiny-001 once
+    assert (root / "tiny" / "tiny-000" / "history.jsonl").stat().st_mtime_ns == first
+    state = json.loads((root / "tiny" / "sweep.json").read_text())
+    assert [(t["params"]["method"], t["status"]) for t in state["trials"]] == [
+        ("vicreg", "finished"),
+        ("simclr", "finished"),
+    ]
+    assert all(0 <= t["metric"] <= 1 for t in state["trials"])
+    assert list((root / "tiny" / "tiny-001" / "wandb").glob("offline-run-*/run-tiny-001.wandb"))
+    assert "2 finished" in out.out
+
+    # A value the schema accepts but this data cannot serve: recorded, reported, the rest go on.
+    failing = _sweep_file(
+        tmp_path, {"data.batch_size": {"values": [4096, 32]}, "optim.epochs": {"value": 1}}, name="fails"
+    )
+    assert main(["sweep", "local", str(failing), "--root", str(root), *TINY]) == 1
+    trials = json.loads((root / "fails" / "sweep.json").read_text())["trials"]
+    assert [t["status"] for t in trials] == ["failed", "finished"]
+    assert trials[0]["returncode"] == 2 and "fewer than one batch" in trials[0]["error"]
+    assert "fails-000 failed (exit 2)" in capsys.readouterr().err
+
+
+def test_interrupted_sweep_resumes_its_trial_without_duplicate_steps(tmp_path):
+    path = _sweep_file(tmp_path, {"method": {"value": "vicreg"}, "optim.epochs": {"value": 40}}, name="long")
+    root = tmp_path / "runs"
+    extra = [o for o in TINY if not o.startswith("run.checkpoint")] + ["run.checkpoint_every_steps=5"]
+    args = [sys.executable, "-m", "training.cli", "sweep", "local", str(path), "--root", str(root), *extra]
+    proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    history_file = root / "long" / "long-000" / "history.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (history_file.is_file() and len(history_file.read_text().splitlines()) >= 20):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    state = json.loads((root / "long" / "sweep.json").read_text())
+    assert state["trials"][0]["status"] == "interrupted"
+    rerun = subprocess.run(args, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    steps = [r["trainer/step"] for r in history(root / "long" / "long-000")]
+    assert steps == list(range(len(steps))) and len(steps) > 20
+    assert json.loads((root / "long" / "sweep.json").read_text())["trials"][0]["status"] == "finished"
+
+
+def test_bayes_search_with_optuna(tmp_path):
+    pytest.importorskip("optuna")
+    path = _sweep_file(
+        tmp_path,
+        {
+            "adadim.gamma": {"distribution": "log_uniform_values", "min": 0.001, "max": 0.1},
+            "optim.epochs": {"value": 1},
+        },
+        method="bayes",
+        name="bayes",
+    )
+    runner = LocalSweep(load_sweep(str(path)), tmp_path / "runs", count=2, extra=TINY)
+    assert runner.run() == 0
+    trials = list(runner.trials.values())
+    assert len(trials) == 2 and all(t.status == "finished" for t in trials)
+    assert all(0.001 <= t.params["adadim.gamma"] <= 0.1 for t in trials)
+
+
+def test_create_and_agent_command_lines_at_the_process_boundary(tmp_path, monkeypatch, capsys):
+    assert sweep_cli.create_command("s.yaml", "proj", "ent") == [
+        sys.executable,
+        "-m",
+        "wandb",
+        "sweep",
+        "--project",
+        "proj",
+        "--entity",
+        "ent",
+        "s.yaml",
+    ]
+    assert sweep_cli.agent_command("ent/proj/abc", 3) == [
+        sys.executable,
+        "-m",
+        "wandb",
+        "agent",
+        "--count",
+        "3",
+        "ent/proj/abc",
+    ]
+    calls = []
+
+    class Done:
+        returncode = 0
+        stdout = ""
+        stderr = (
+            "wandb: Creating sweep from: s.yaml\nwandb: Created sweep with ID: abc123\n"
+            "wandb: Run sweep agent with: wandb agent ent/proj/abc123\n"
+        )
+
+    monkeypatch.setattr(sweep_cli.subprocess, "run", lambda argv, **kw: calls.append(argv) or Done())
+    assert main(["sweep", "create", "baselines", "--project", "proj", "--entity", "ent"]) == 0
+    assert calls[0][:4] == [sys.executable, "-m", "wandb", "sweep"] and calls[0][-1].endswith("sweeps/baselines.yaml")
+    out = capsys.readouterr().out
+    assert "sweep id: abc123" in out and "adadim sweep agent ent/proj/abc123" in out
+    monkeypatch.setattr(sweep_cli.subprocess, "call", lambda argv: calls.append(argv) or 0)
+    assert main(["sweep", "agent", "ent/proj/abc123", "--count", "2"]) == 0
+    assert calls[-1] == [sys.executable, "-m", "wandb", "agent", "--count", "2", "ent/proj/abc123"]
+    with pytest.raises(SweepError, match="no sweep id"):
+        sweep_cli.parse_created("wandb: ERROR api key not configured")
+
+
+@pytest.mark.parametrize("script", ["slurm-agents.sbatch", "torchrun-train.sh"])
+def test_cluster_scripts_parse(script):
+    assert subprocess.run(["bash", "-n", str(REPO / "sweeps" / script)]).returncode == 0
+
+
+def test_study_code_path_on_a_two_trial_sweep(tmp_path):
+    path = _sweep_file(
+        tmp_path, {"method": {"values": ["vicreg", "adadim"]}, "optim.epochs": {"value": 2}}, name="mini-study"
+    )
+    out = tmp_path / "study"
+    code = main(
+        ["study", "--file", str(path), "--root", str(tmp_path / "runs"), "--out", str(out), "--resamples", "100", *TINY]
+    )
+    assert code == 0
+    results = (out / "tables" / "results.md").read_text()
+    assert "vicreg" in results and "adadim" in results and "final/lowlabel_top1:mean" in results
+    assert (out / "report.html").is_file() and (out / "figures" / "information_plane.png").is_file()
