@@ -15,7 +15,11 @@ def add_parser(commands) -> None:
     p.add_argument("source", help="a runs folder, a run folder, W&B offline files or folder, or entity/project")
     p.add_argument("--out", required=True, help="output folder (figures/, tables/, report.html)")
     p.add_argument("--studies", default=",".join(STUDIES), help=f"comma list from {','.join(STUDIES)}")
-    p.add_argument("--group-by", default="group", help="run column that defines groups (default: group, else method)")
+    p.add_argument(
+        "--group-by",
+        default="auto",
+        help="run column that defines groups (auto: group when runs differ in it, else method)",
+    )
     p.add_argument("--groups", default="", help="comma list of groups to keep")
     p.add_argument(
         "--accuracy-key", default=DEFAULT_ACCURACY, help=f"summary key to correlate with (default {DEFAULT_ACCURACY})"

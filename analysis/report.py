@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +29,7 @@ from .studies import (
 @dataclass
 class AnalysisOptions:
     studies: tuple[str, ...] = STUDIES
-    by: str = "group"
+    by: str = "auto"  # "auto": the run group when runs differ in it, else the method
     accuracy: str = DEFAULT_ACCURACY
     window: float = 0.2
     x: str = STEP
@@ -74,8 +74,7 @@ def run_studies(rs: RunSet, out: Path, opts: AnalysisOptions) -> AnalysisResult:
     result = AnalysisResult(runset=rs)
     figures, tables = out / "figures", out / "tables"
     plots.set_style(opts.style)
-    if opts.by not in rs.runs:
-        raise KeyError(f"cannot group by {opts.by!r}: not a run column")
+    opts = replace(opts, by=grouping_column(rs, opts.by))
     wants = set(opts.studies)
 
     def skip(study: str, error: Exception) -> None:
@@ -146,6 +145,16 @@ def run_studies(rs: RunSet, out: Path, opts: AnalysisOptions) -> AnalysisResult:
     for name, table in result.tables.items():
         write_table(table, tables, name)
     return result
+
+
+def grouping_column(rs: RunSet, by: str) -> str:
+    """The run column to group by; "auto" picks ``group`` when the runs differ in it (for
+    example several sweeps), else ``method`` (one sweep's runs share its group)."""
+    if by == "auto":
+        by = "group" if rs.runs["group"].nunique() > 1 or "method" not in rs.runs else "method"
+    if by not in rs.runs:
+        raise KeyError(f"cannot group by {by!r}: not a run column")
+    return by
 
 
 def information_plane_points(rs: RunSet, by: str = "group") -> pd.DataFrame:
@@ -241,10 +250,11 @@ def analyze(source: str | Path, out: str | Path, opts: AnalysisOptions | None = 
     out.mkdir(parents=True, exist_ok=True)
     rs = load_runs(source, include_unfinished=opts.include_unfinished, progress=opts.progress)
     if opts.groups:
-        rs = rs.select(rs.runs.index[rs.runs[opts.by].astype(str).isin(opts.groups)])
+        rs = rs.select(rs.runs.index[rs.runs[grouping_column(rs, opts.by)].astype(str).isin(opts.groups)])
     if len(rs) == 0:
         reasons = "; ".join(f"{k}: {r}" for k, r in rs.skipped[:5])
         raise ValueError(f"no usable runs in {source}" + (f" ({reasons})" if reasons else ""))
+    opts = replace(opts, by=grouping_column(rs, opts.by))
     result = run_studies(rs, out, opts)
     write_html(result, out, str(source), opts)
     return result

@@ -130,7 +130,7 @@ def study(args) -> int:
     if code == 130:
         return code
     source = Path(args.root) / runner.sweep.name
-    result = analyze(source, args.out, AnalysisOptions(n_resamples=args.resamples, progress=False))
+    result = analyze(source, args.out, AnalysisOptions(by="method", n_resamples=args.resamples, progress=False))
     keys = ["final/linear_top1", "final/lowlabel_top1", "final/knn_top1", "final/knn_weighted_top1"]
     keys += [f"final/random_init_{k[6:]}" for k in keys]
     table = accuracy_table(result.runset, [k for k in keys if k in result.runset.runs], by="method")
