@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_monitor import DESIGN_KEYS
 from trainer_helpers import REPO, TIMING_KEYS, cli, env, free_port, history, steps_per_epoch, tiny_overrides
 
 from analysis.wandb_file import read_run
@@ -31,18 +32,7 @@ EVERY_STEP = {
     "adadim/beta",
     "adadim/erank_z_norm",
 }
-DYNAMICS = {
-    "dynamics/H_R",
-    "dynamics/H_Z",
-    "dynamics/H_RZ",
-    "dynamics/I_RZ",
-    "dynamics/I_RZ_perm",
-    "dynamics/ratio_H_I",
-    "dynamics/erank_R",
-    "dynamics/erank_Z",
-    "dynamics/uniformity_Z",
-    "dynamics/alignment_Z",
-}
+DYNAMICS = DESIGN_KEYS  # every dynamics/ key DESIGN.md names
 
 
 def test_end_to_end_offline_run_logs_every_key_locally_and_to_wandb(tmp_path):
