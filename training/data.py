@@ -332,6 +332,18 @@ def eval_loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoad
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
 
+def evaluation_loaders(splits: Splits, name: str, num_workers: int, batch_size: int = 512) -> dict[str, DataLoader]:
+    """Loaders over the labelled train, test and (when held out) validation images, with the
+    dataset's evaluation transform."""
+    transform = eval_transform(name, splits.image_size)
+    named = {"train": splits.labeled_train, "test": splits.test, "val": splits.val}
+    return {
+        split: eval_loader(Transformed(dataset, transform), batch_size, num_workers)
+        for split, dataset in named.items()
+        if dataset is not None
+    }
+
+
 __all__ = [
     "DatasetNotFound",
     "GlobalBatchSampler",

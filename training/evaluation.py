@@ -136,6 +136,13 @@ def draws_digest(draws: list[torch.Tensor]) -> str:
     return h.hexdigest()[:12]
 
 
+def evaluate_splits(features: dict[str, tuple[torch.Tensor, torch.Tensor]], settings, full_probe: bool = True) -> dict:
+    """The protocol with its probes fitted on ``features["train"]``, scored on ``"test"`` (keys
+    without prefix) and, when present, ``"val"`` (keys prefixed ``val_``)."""
+    targets = {"": features["test"], **({"val_": features["val"]} if "val" in features else {})}
+    return evaluate_representation(*features["train"], targets, settings, full_probe)
+
+
 def evaluate_representation(
     train_x: torch.Tensor,
     train_y: torch.Tensor,

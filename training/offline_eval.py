@@ -18,34 +18,25 @@ from omegaconf import OmegaConf
 
 from .checkpoint import load_latest
 from .config import ConfigError, TrainConfig, load_config, validate
-from .data import Transformed, eval_loader, eval_transform, load_splits
-from .evaluation import evaluate_representation, extract_features
+from .data import evaluation_loaders, load_splits
+from .evaluation import evaluate_splits, extract_features
 from .models import SSLModel, build_backbone
 
 ROWS = ("linear_top1", "lowlabel_top1", "knn_top1", "knn_weighted_top1")
-
-
-def _targets(feats: dict) -> dict:
-    return {"": feats["test"], **({"val_": feats["val"]} if "val" in feats else {})}
 
 
 def evaluate(cfg, backbone: torch.nn.Module | None) -> dict:
     """The protocol on a backbone, or on raw pixels when backbone is None."""
     splits = load_splits(cfg.data)
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.run.device != "cpu" else "cpu")
-    transform = eval_transform(cfg.data.name, splits.image_size)
-    named = {"train": splits.labeled_train, "test": splits.test, "val": splits.val}
     feats = {}
-    for name, dataset in named.items():
-        if dataset is None:
-            continue
-        loader = eval_loader(Transformed(dataset, transform), 512, cfg.data.num_workers)
+    for name, loader in evaluation_loaders(splits, cfg.data.name, cfg.data.num_workers).items():
         if backbone is None:
             xs, ys = zip(*[(x.flatten(1).float(), torch.as_tensor(y)) for x, y in loader], strict=True)
             feats[name] = (torch.cat(xs), torch.cat(ys))
         else:
             feats[name] = extract_features(backbone.to(device), loader, device)
-    return evaluate_representation(*feats["train"], _targets(feats), cfg.eval, cfg.eval.final_probe)
+    return evaluate_splits(feats, cfg.eval, cfg.eval.final_probe)
 
 
 def random_backbone(cfg) -> torch.nn.Module:

@@ -30,9 +30,9 @@ from dynamics.monitor import gather_rows
 from .checkpoint import checkpoints, load_latest, save_checkpoint
 from .config import ConfigError
 from .controller import WeightController
-from .data import GlobalBatchSampler, Transformed, TwoViews, eval_loader, eval_transform, load_splits, train_loader
+from .data import GlobalBatchSampler, TwoViews, evaluation_loaders, load_splits, train_loader
 from .data import two_view_transform as augmentation
-from .evaluation import evaluate_representation, extract_features, knn_top1
+from .evaluation import evaluate_representation, evaluate_splits, extract_features, knn_top1
 from .losses import barlow_twins_loss, gather_with_grad, mutual_information_term, nt_xent_loss, vicreg_loss
 from .models import SSLModel, build_backbone
 from .optim import build_optimizer, learning_rate, set_lr
@@ -178,9 +178,7 @@ def _final_evaluation(cfg, backbone, loaders, device, splits) -> dict:
     ("final/val_..."), and the same for a randomly initialised backbone ("final/random_init_...")."""
 
     def score(net, prefix):
-        feats = _features(net, loaders, device)
-        targets = {"": feats["test"], **({"val_": feats["val"]} if "val" in feats else {})}
-        scores = evaluate_representation(*feats["train"], targets, cfg.eval, cfg.eval.final_probe)
+        scores = evaluate_splits(_features(net, loaders, device), cfg.eval, cfg.eval.final_probe)
         return {f"{prefix}{k}": v for k, v in scores.items()}
 
     out = score(backbone, "final/")
@@ -263,13 +261,7 @@ def train(cfg: DictConfig) -> dict:
     logger = RunLogger(cfg, run_dir, run_id, start_step if resumed else None) if master_process else NullLogger()
     eval_loaders = {}
     if master_process:
-        transform = eval_transform(cfg.data.name, splits.image_size)
-        named = {"train": splits.labeled_train, "test": splits.test, "val": splits.val}
-        eval_loaders = {
-            name: eval_loader(Transformed(dataset, transform), 512, cfg.data.num_workers)
-            for name, dataset in named.items()
-            if dataset is not None
-        }
+        eval_loaders = evaluation_loaders(splits, cfg.data.name, cfg.data.num_workers)
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     sign = 1.0 if a.mi_sign == "maximize" else -1.0
