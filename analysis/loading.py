@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -63,7 +64,7 @@ def _clean_history(rows: list[dict] | pd.DataFrame, run_id: str) -> pd.DataFrame
     for column in frame.columns:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame = frame.dropna(subset=[STEP]).drop_duplicates(subset=[STEP], keep="last").sort_values(STEP)
-    bad_loss = frame[REQUIRED[0]].isna() | ~frame[REQUIRED[0]].map(lambda v: math.isfinite(v) if pd.notna(v) else False)
+    bad_loss = ~np.isfinite(frame[REQUIRED[0]].to_numpy(dtype=float))
     if bad_loss.any():
         raise BadRun(f"NaN or Inf {REQUIRED[0]} at step {int(frame.loc[bad_loss, STEP].iloc[0])}")
     frame.insert(0, "run_id", run_id)

@@ -108,8 +108,9 @@ def _entropy_of_input(
     return entropy_of_gram(gram, alpha, method)
 
 
-def _log_n(n: int) -> float:
-    return math.log(n)
+def _per_log_n(value: torch.Tensor, n: int, normalize: bool) -> torch.Tensor:
+    """value / log N when asked: entropies and MI of N samples are at most log N."""
+    return value / math.log(n) if normalize else value
 
 
 def _validate_one(x, alpha, kernel, sigma, method, name="x"):
@@ -145,7 +146,7 @@ def renyi_entropy(
     x = working_precision(x)
     with autocast_off(x.device):
         s = _entropy_of_input(x, alpha, kernel, method, gram=None, sigma=sigma)
-    return s / _log_n(x.shape[0]) if normalize else s
+    return _per_log_n(s, x.shape[0], normalize)
 
 
 def joint_entropy(
@@ -167,7 +168,7 @@ def joint_entropy(
     with autocast_off(x.device):
         a, b = gram_matrix(x, kernel, sigma), gram_matrix(y, kernel, sigma)
         s = entropy_of_gram(hadamard_normalized(a, b), alpha, method)
-    return s / _log_n(x.shape[0]) if normalize else s
+    return _per_log_n(s, x.shape[0], normalize)
 
 
 def mutual_information(
@@ -185,7 +186,7 @@ def mutual_information(
     with autocast_off(x.device):
         terms = information_terms(x, y, alpha, kernel, sigma, method)
     i = terms["mutual_information"]
-    return i / _log_n(x.shape[0]) if normalize else i
+    return _per_log_n(i, x.shape[0], normalize)
 
 
 def permutations(n: int, count: int, seed: int, device: torch.device) -> list[torch.Tensor]:
@@ -219,7 +220,7 @@ def permuted_mutual_information(
     with autocast_off(x.device):
         terms = information_terms(x, y, alpha, kernel, sigma, method, n_permutations=int(n_permutations), seed=seed)
     i = terms["permuted_mutual_information"]
-    return i / _log_n(x.shape[0]) if normalize else i
+    return _per_log_n(i, x.shape[0], normalize)
 
 
 def information_terms(

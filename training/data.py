@@ -304,24 +304,21 @@ class GlobalBatchSampler(Sampler[list[int]]):
             raise ValueError(f"the training set has {n} samples, fewer than one batch of {global_batch}")
         self.n, self.global_batch, self.seed, self.rank, self.world = n, global_batch, seed, rank, world
         self.epoch, self.start_batch = 0, 0
+        self.batches_per_epoch = n // global_batch  # the last partial batch is dropped
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = epoch, start_batch
 
     def __len__(self) -> int:
-        return self.n // self.global_batch - self.start_batch
+        return self.batches_per_epoch - self.start_batch
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
         order = torch.randperm(self.n, generator=generator)
         local = self.global_batch // self.world
-        for b in range(self.start_batch, self.n // self.global_batch):
+        for b in range(self.start_batch, self.batches_per_epoch):
             start = b * self.global_batch + self.rank * local
             yield order[start : start + local].tolist()
-
-
-def steps_per_epoch(n: int, global_batch: int) -> int:
-    return n // global_batch
 
 
 def train_loader(dataset: TwoViews, sampler: GlobalBatchSampler, num_workers: int) -> DataLoader:
@@ -352,6 +349,5 @@ __all__ = [
     "TwoViews",
     "eval_transform",
     "load_splits",
-    "steps_per_epoch",
     "two_view_transform",
 ]

@@ -99,21 +99,6 @@ def _top1(probe: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((probe(x).argmax(1) == y).float().mean())
 
 
-def linear_probe_top1(
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    test_x: torch.Tensor,
-    test_y: torch.Tensor,
-    epochs: int = 100,
-    seed: int = 0,
-    batch_size: int = 256,
-) -> float:
-    standardize = _standardizer(train_x)
-    classes = int(max(train_y.max(), test_y.max())) + 1
-    probe = _fit_probe(standardize(train_x), train_y, classes, epochs, seed, batch_size)
-    return _top1(probe, standardize(test_x), test_y)
-
-
 def lowlabel_draws(labels: torch.Tensor, per_class: int, n_draws: int, seed: int) -> list[torch.Tensor]:
     """`n_draws` index sets with `per_class` random images of every class (all of a class's
     images where it has fewer). Draw d depends only on (labels, per_class, d, seed)."""

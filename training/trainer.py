@@ -149,6 +149,15 @@ def _checkpoint_state(model, optimizer, controller, step: int, device: torch.dev
     return state
 
 
+def _to_floats(row: dict) -> dict:
+    """Tensor values as floats through a single device-to-host copy (one sync, not one per key)."""
+    keys = [k for k, v in row.items() if isinstance(v, torch.Tensor)]
+    if keys:
+        values = torch.stack([row[k].detach().float().reshape(()) for k in keys]).tolist()
+        row = {**row, **dict(zip(keys, values, strict=True))}
+    return row
+
+
 def _due(epochs_done: int, every: int) -> bool:
     return every > 0 and epochs_done > 0 and epochs_done % every == 0
 
@@ -219,7 +228,7 @@ def train(cfg: DictConfig) -> dict:
         raise ConfigError(str(error)) from None
     dataset = TwoViews(splits.ssl_train, augmentation(cfg.data.name, splits.image_size), cfg.run.seed)
     loader = train_loader(dataset, sampler, cfg.data.num_workers)
-    steps_per_epoch = len(splits.ssl_train) // global_batch
+    steps_per_epoch = sampler.batches_per_epoch
     total_steps = steps_per_epoch * cfg.optim.epochs
     if cfg.optim.max_steps is not None:
         total_steps = min(total_steps, cfg.optim.max_steps)
@@ -360,7 +369,7 @@ def train(cfg: DictConfig) -> dict:
                     model.train()
                     online_eval_seconds += time.perf_counter() - started
                     tick += time.perf_counter() - started  # keeps samples/s a training figure
-                row = {k: float(v.detach()) if isinstance(v, torch.Tensor) else v for k, v in row.items()}
+                row = _to_floats(row)
                 latest.update(row)
                 if (step - 1) % cfg.run.log_every == 0 or dynamics or "eval/knn_top1" in row or step == total_steps:
                     logger.log(row)
