@@ -7,11 +7,8 @@ import sys
 from .runset import DEFAULT_ACCURACY, STUDIES
 
 
-def add_parser(commands) -> None:
-    p = commands.add_parser(
-        "analyze",
-        help="turn runs into trajectories, information planes, correlation studies, tables and an HTML report",
-    )
+def add_parser(commands, name: str = "analyze", help_text: str = "") -> None:
+    p = commands.add_parser(name, help=help_text, description=help_text)
     p.add_argument("source", help="a runs folder, a run folder, W&B offline files or folder, or entity/project")
     p.add_argument("--out", required=True, help="output folder (figures/, tables/, report.html)")
     p.add_argument("--studies", default=",".join(STUDIES), help=f"comma list from {','.join(STUDIES)}")
@@ -43,7 +40,7 @@ def _window(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def main(args) -> int:
+def run(args) -> int:
     from .report import AnalysisOptions, analyze
 
     try:

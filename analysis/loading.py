@@ -3,7 +3,7 @@
 Sources:
 - a local runs root (folders holding ``history.jsonl``) or one run directory;
 - W&B offline run folders or ``.wandb`` files (from our trainer or from any code), or a folder
-  holding them; read without a server (see `analysis.wandb_file`). Several offline folders of
+  holding them; read without a server (see `adadim.analysis.wandb_file`). Several offline folders of
   one run id (a resumed run) merge, the later file winning for replayed steps;
 - ``entity/project``: the W&B API (`wandb.Api().runs(...)`, full history via
   ``scan_history``), with W&B's own ``filters``.

@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-
-from analysis import load_runs
-from analysis.report import AnalysisOptions, run_studies, write_html
+from adadim.analysis import load_runs
+from adadim.analysis.report import AnalysisOptions, run_studies, write_html
 
 METHODS = ("vicreg", "simclr", "fixed", "linear", "cosine", "adadim")
 

@@ -18,8 +18,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
-
-from dynamics import DynamicsMonitor, MonitorSettings
+from adadim.dynamics import DynamicsMonitor, MonitorSettings
 
 NATS_KEYS = ("H_R", "H_Z", "H_RZ", "I_RZ", "I_RZ_perm", "uniformity_Z", "alignment_Z")
 

@@ -14,8 +14,8 @@ import sys
 import tempfile
 import time
 
-from training.config import load_config
-from training.trainer import train
+from adadim.training.config import load_config
+from adadim.training.trainer import train
 
 
 def main() -> None:

@@ -23,14 +23,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-from training.config import load_config
-from training.controller import WeightController
-from training.data import GlobalBatchSampler, TwoViews, load_splits, train_loader, two_view_transform
-from training.losses import nt_xent_loss, vicreg_loss
-from training.models import SSLModel, build_backbone
-from training.optim import build_optimizer, learning_rate, set_lr
-from training.trainer import train
+from adadim.training.config import load_config
+from adadim.training.controller import WeightController
+from adadim.training.data import GlobalBatchSampler, TwoViews, load_splits, train_loader, two_view_transform
+from adadim.training.losses import nt_xent_loss, vicreg_loss
+from adadim.training.models import SSLModel, build_backbone
+from adadim.training.optim import build_optimizer, learning_rate, set_lr
+from adadim.training.trainer import train
 
 
 def bare_loop(cfg) -> float:

@@ -1,4 +1,4 @@
-"""`adadim sweep create|agent|local` and `adadim study`."""
+"""`adadim sweep create|agent|local|validate`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ SWEEP_ID = re.compile(r"Created sweep with ID:\s*(\S+)")
 AGENT_LINE = re.compile(r"wandb agent (\S+)")
 
 
-def add_parsers(commands) -> None:
-    sweep = commands.add_parser("sweep", help="W&B sweeps: create and run agents online, or run the same YAML locally")
+def add_parser(commands, name: str = "sweep", help_text: str = "") -> None:
+    sweep = commands.add_parser(name, help=help_text, description=help_text)
     actions = sweep.add_subparsers(dest="sweep_command", required=True)
     create = actions.add_parser("create", help="validate FILE and create the W&B sweep online")
     create.add_argument("file")
@@ -34,16 +34,6 @@ def add_parsers(commands) -> None:
     local.add_argument("overrides", nargs="*", help="key=value added to every trial (e.g. optim.epochs=20)")
     validate = actions.add_parser("validate", help="check FILE against the trainer's config and exit")
     validate.add_argument("file")
-
-    study = commands.add_parser(
-        "study", help="the reproduction study on the embedded default: sweep, then full analysis"
-    )
-    study.add_argument("--file", default="study-digits", help="the sweep to run (default: sweeps/study-digits.yaml)")
-    study.add_argument("--root", default="runs/sweeps")
-    study.add_argument("--out", default="study")
-    study.add_argument("--parallel", type=int, default=1)
-    study.add_argument("--resamples", type=int, default=2000)
-    study.add_argument("overrides", nargs="*", help="key=value added to every trial")
 
 
 def wandb_executable() -> list[str]:
@@ -91,10 +81,8 @@ def _create(args) -> int:
     return 0
 
 
-def main(args) -> int:
+def run(args) -> int:
     try:
-        if args.command == "study":
-            return study(args)
         if args.sweep_command == "validate":
             sweep = load_sweep(args.file)
             print(f"{sweep.path}: valid {sweep.method} sweep over {', '.join(p.key for p in sweep.parameters)}")
@@ -114,26 +102,3 @@ def main(args) -> int:
     except SweepError as error:
         print(f"adadim sweep: {error}", file=sys.stderr)
         return 2
-
-
-def study(args) -> int:
-    """Run sweeps/study-digits.yaml (or --file) locally, then every analysis study, then the
-    table of final accuracies per method (mean and std over seeds)."""
-    from analysis.report import AnalysisOptions, analyze, write_table
-    from analysis.studies import accuracy_table
-
-    from .local import LocalSweep
-
-    runner = LocalSweep(load_sweep(args.file), Path(args.root), max(1, args.parallel), None, 0, list(args.overrides))
-    code = runner.run()
-    print(runner.report())
-    if code == 130:
-        return code
-    source = Path(args.root) / runner.sweep.name
-    result = analyze(source, args.out, AnalysisOptions(by="method", n_resamples=args.resamples, progress=False))
-    keys = ["final/linear_top1", "final/lowlabel_top1", "final/knn_top1", "final/knn_weighted_top1"]
-    keys += [f"final/random_init_{k[6:]}" for k in keys]
-    table = accuracy_table(result.runset, [k for k in keys if k in result.runset.runs], by="method")
-    write_table(table.reset_index(), Path(args.out) / "tables", "results")
-    print(f"study: {len(result.runset)} runs analysed -> {args.out}/report.html, {args.out}/tables/results.md")
-    return code

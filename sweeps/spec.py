@@ -131,7 +131,7 @@ def _check_command(command) -> None:
 
 def _check_against_config(params: list[Parameter]) -> None:
     """Every value (or both bounds) must be accepted by the trainer's config on its own."""
-    from training.config import ConfigError, load_config
+    from adadim.training.config import ConfigError, load_config
 
     for p in params:
         candidates = p.values if p.values is not None else [p.low, p.high]

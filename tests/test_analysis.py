@@ -6,17 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import wandb
+from adadim.analysis import load_runs, loading
+from adadim.analysis.loading import run_from_api
+from adadim.analysis.report import AnalysisOptions, analyze
+from adadim.analysis.studies import coupling, equilibrium, intermediate_optimum, ratio_vs_accuracy, trajectories
+from adadim.sweeps.console import main
+from adadim.training.config import load_config
+from adadim.training.trainer import train
 from analysis_helpers import constant, planted_rows, write_run
 from trainer_helpers import tiny_overrides
-
-import analysis.loading as loading
-from analysis import load_runs
-from analysis.loading import run_from_api
-from analysis.report import AnalysisOptions, analyze
-from analysis.studies import coupling, equilibrium, intermediate_optimum, ratio_vs_accuracy, trajectories
-from training.cli import main
-from training.config import load_config
-from training.trainer import train
 
 FAST = {"n_resamples": 300}
 

@@ -1,8 +1,9 @@
 import subprocess
 import sys
+from pathlib import Path
 
-from training.cli import main
-from training.demo import run_demo
+from adadim.dynamics.demo import run_demo
+from adadim.sweeps.console import main
 
 
 def test_demo_measures_real_digits_and_shows_saturation():
@@ -30,6 +31,12 @@ def test_cli_demo_runs_and_refuses_bad_arguments(capsys):
     assert "batch sizes must be >= 2" in capsys.readouterr().err
 
 
-def test_console_script_entry_point_is_installed():
-    result = subprocess.run([sys.executable, "-m", "training.cli", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "demo" in result.stdout
+def test_installed_console_script_runs():
+    script = Path(sys.executable).with_name("adadim")
+    assert script.is_file(), f"console script missing at {script}"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for command in ("train", "eval", "demo", "analyze", "sweep", "study"):
+        assert command in result.stdout
+    result = subprocess.run([str(script), "nope"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "invalid choice" in result.stderr

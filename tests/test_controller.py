@@ -2,8 +2,7 @@ import math
 
 import pytest
 import torch
-
-from training.controller import WeightController
+from adadim.training.controller import WeightController
 
 
 def test_fixed_methods():

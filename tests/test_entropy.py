@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import reference as ref
 import torch
+from adadim.dynamics import joint_entropy, mutual_information, permuted_mutual_information, renyi_entropy
 from conftest import random_features
-
-from dynamics import joint_entropy, mutual_information, permuted_mutual_information, renyi_entropy
 
 ORDERS = [0.5, 1.0, 2.0, 5.0]
 KERNELS = ["cosine", "linear", "gaussian"]

@@ -2,20 +2,19 @@ import json
 
 import pytest
 import torch
-from omegaconf import OmegaConf
-from trainer_helpers import history, tiny_overrides
-
-from training.cli import main
-from training.config import EvalConfig, load_config
-from training.data import load_splits
-from training.evaluation import (
+from adadim.sweeps.console import main
+from adadim.training.config import EvalConfig, load_config
+from adadim.training.data import load_splits
+from adadim.training.evaluation import (
     draws_digest,
     evaluate_representation,
     knn_top1,
     lowlabel_draws,
     weighted_knn_top1,
 )
-from training.trainer import train
+from adadim.training.trainer import train
+from omegaconf import OmegaConf
+from trainer_helpers import history, tiny_overrides
 
 SETTINGS = OmegaConf.structured(
     EvalConfig(lowlabel_k=[5, 10], lowlabel_draws=3, lowlabel_epochs=50, final_probe_epochs=20)

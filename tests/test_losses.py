@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
-from training.losses import barlow_twins_loss, mutual_information_term, nt_xent_loss, vicreg_loss
+from adadim.training.losses import barlow_twins_loss, mutual_information_term, nt_xent_loss, vicreg_loss
 
 
 def test_vicreg_hand_computed_case():

@@ -5,10 +5,9 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from adadim import dynamics
+from adadim.dynamics import DEFAULT_METRICS, METRIC_GROUPS, DynamicsMonitor, MonitorSettings
 from conftest import random_features
-
-import dynamics
-from dynamics import DEFAULT_METRICS, METRIC_GROUPS, DynamicsMonitor, MonitorSettings
 
 DESIGN_KEYS = {
     "dynamics/H_R",

@@ -3,9 +3,8 @@ import math
 import pytest
 import reference as ref
 import torch
+from adadim.dynamics import alignment, alpha_req, effective_rank, lidar, uniformity
 from conftest import random_features
-
-from dynamics import alignment, alpha_req, effective_rank, lidar, uniformity
 
 
 @pytest.mark.parametrize("n", [1, 5, 64])

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from adadim.analysis.wandb_file import read_run
+from adadim.sweeps.console import main
+from adadim.training.checkpoint import checkpoints, load_latest
+from adadim.training.config import load_config
+from adadim.training.trainer import train
 from test_monitor import DESIGN_KEYS
 from trainer_helpers import REPO, TIMING_KEYS, cli, env, free_port, history, steps_per_epoch, tiny_overrides
-
-from analysis.wandb_file import read_run
-from training.checkpoint import checkpoints, load_latest
-from training.cli import main
-from training.config import load_config
-from training.trainer import train
 
 EVERY_STEP = {
     "trainer/step",
@@ -203,7 +202,7 @@ def test_ddp_two_cpu_processes_on_gloo(tmp_path):
         "--nproc_per_node=2",
         f"--master_port={free_port()}",
         "-m",
-        "training.cli",
+        "adadim.training.cli",
         "train",
         *tiny_overrides(tmp_path, "ddp", **{"optim.epochs": 2}),
     ]

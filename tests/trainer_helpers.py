@@ -42,7 +42,7 @@ def history(run_dir: Path) -> list[dict]:
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "training.cli", *args]
+    return [sys.executable, "-m", "adadim.training.cli", *args]
 
 
 def env() -> dict:
@@ -59,8 +59,8 @@ def free_port() -> int:
 
 
 def steps_per_epoch(overrides: list[str]) -> int:
-    from training.config import load_config
-    from training.data import load_splits
+    from adadim.training.config import load_config
+    from adadim.training.data import load_splits
 
     cfg = load_config(None, overrides)
     return len(load_splits(cfg.data).ssl_train) // cfg.data.batch_size

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adadim.dynamics import DEFAULT_METRICS, METRIC_GROUPS
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-
-from dynamics import DEFAULT_METRICS, METRIC_GROUPS
 
 from .controller import METHODS
 

@@ -26,8 +26,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-
-from dynamics import effective_rank
+from adadim.dynamics import effective_rank
 
 METHODS = ("adadim", "vicreg", "simclr", "barlow", "fixed", "linear", "cosine")
 

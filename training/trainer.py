@@ -22,10 +22,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from adadim.dynamics import DynamicsMonitor, MonitorSettings
+from adadim.dynamics.monitor import gather_rows
 from omegaconf import DictConfig, OmegaConf
-
-from dynamics import DynamicsMonitor, MonitorSettings
-from dynamics.monitor import gather_rows
 
 from .checkpoint import checkpoints, load_latest, save_checkpoint
 from .config import ConfigError

@@ -9,8 +9,7 @@ which is smooth (no eigendecomposition).
 from __future__ import annotations
 
 import torch
-
-from dynamics import mutual_information
+from adadim.dynamics import mutual_information
 
 
 def mutual_information_term(

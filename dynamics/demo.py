@@ -13,11 +13,12 @@ I(R;Z), because I mostly tracks H(Z). Only the excess I - I_perm ranks the three
 
 from __future__ import annotations
 
+import sys
 import time
 
 import torch
 
-from dynamics import DynamicsMonitor
+from .monitor import DynamicsMonitor
 
 COLUMNS = ("H_R", "H_Z", "I_RZ", "I_RZ_perm", "erank_R", "erank_Z")
 
@@ -60,7 +61,17 @@ def run_demo(batch_sizes=(64, 256, 1024), width: int = 2048, seed: int = 0) -> l
     return rows
 
 
-def main(args) -> int:
+def add_parser(commands, name: str = "demo", help_text: str = "") -> None:
+    demo = commands.add_parser(name, help=help_text, description=help_text)
+    demo.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024], help="values of N")
+    demo.add_argument("--width", type=int, default=2048, help="dimension of the embeddings Z")
+    demo.add_argument("--seed", type=int, default=0)
+
+
+def run(args) -> int:
+    if any(n < 2 for n in args.batch_sizes) or args.width < 1:
+        print("adadim demo: batch sizes must be >= 2 and --width >= 1", file=sys.stderr)
+        return 2
     rows = run_demo(tuple(args.batch_sizes), args.width, args.seed)
     print(f"dynamics of the digits pixels R (64-d) against three {args.width}-d embeddings Z; nats, alpha=2, cosine")
     header = f"{'N':>5} {'Z':<12}" + "".join(f"{c:>11}" for c in (*COLUMNS, "I-I_perm")) + f"{'ms':>8}"
