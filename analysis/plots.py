@@ -8,36 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
-LABELS = {
-    "dynamics/H_R": "H(R) [nats]",
-    "dynamics/H_Z": "H(Z) [nats]",
-    "dynamics/H_RZ": "H(R,Z) [nats]",
-    "dynamics/I_RZ": "I(R;Z) [nats]",
-    "dynamics/I_RZ_perm": "I(R;πZ) [nats]",
-    "dynamics/ratio_H_I": "H(R) / I(R;Z)",
-    "dynamics/erank_R": "effective rank of R",
-    "dynamics/erank_Z": "effective rank of Z",
-    "adadim/alpha": "α",
-    "adadim/beta": "β",
-    "trainer/step": "optimizer step",
-    "trainer/epoch": "epoch",
-    "final/lowlabel_top1": "low-label probe top-1",
-    "final/linear_top1": "linear probe top-1",
-    "final/knn_top1": "kNN top-1",
-}
-
+from adadim.dynamics.keys import label as registry_label
 
 def label(key: str, normalized: bool = False) -> str:
-    text = LABELS.get(key, key)
-    return text.replace("[nats]", "/ log N") if normalized else text
+    return registry_label(key, normalized)
 
 
 def set_style(style: str = "paper") -> None:

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from adadim.dynamics.keys import in_nats
+
 from .runset import DEFAULT_ACCURACY, STEP, RunSet
 
 TRAJECTORY_METRICS = (
@@ -31,7 +33,6 @@ TRAJECTORY_METRICS = (
     "adadim/alpha",
     "adadim/beta",
 )
-NATS = ("dynamics/H_R", "dynamics/H_Z", "dynamics/H_RZ", "dynamics/I_RZ", "dynamics/I_RZ_perm")
 CORRELATIONS = {"pearson": stats.pearsonr, "spearman": stats.spearmanr, "kendall": stats.kendalltau}
 
 
@@ -47,7 +48,7 @@ def metric_history(rs: RunSet, metric: str, normalize: bool = False) -> pd.DataF
     _require_columns(rs.history, [metric], "the history")
     cols = ["run_id", STEP, metric] + [c for c in ("trainer/epoch", "dynamics/n_samples") if c in rs.history]
     rows = rs.history[cols].dropna(subset=[metric]).copy()
-    if normalize and metric in NATS:
+    if normalize and in_nats(metric):
         _require_columns(rows, ["dynamics/n_samples"], "the history")
         rows[metric] = rows[metric] / np.log(rows["dynamics/n_samples"])
     last = rs.history.groupby("run_id")[STEP].max()

@@ -75,7 +75,7 @@ class AdaDimConfig:
     alpha_min: float = 0.0
     alpha_max: float = 1.0
     mi_sign: str = "maximize"  # the MI term is subtracted (maximize) or added (minimize)
-    mi_alpha: float = 2.0  # Renyi order of the MI term
+    mi_order: float = 2.0  # Renyi order of the MI term
     mi_kernel: str = "cosine"
 
 
@@ -97,7 +97,7 @@ class OptimConfig:
 class DynamicsConfig:
     every: int = 10  # run the monitor every k optimizer steps (0: never)
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
-    alpha: float = 2.0
+    order: float = 2.0  # Renyi order of every entropy and MI
     kernel: str = "cosine"
     n_permutations: int = 4
     seed: int = 0
@@ -240,7 +240,7 @@ def validate(cfg: DictConfig) -> None:
     _require(
         a.mi_sign in ("maximize", "minimize"), f"adadim.mi_sign must be 'maximize' or 'minimize', got {a.mi_sign!r}"
     )
-    _require(a.mi_alpha > 0, f"adadim.mi_alpha must be > 0, got {a.mi_alpha}")
+    _require(a.mi_order > 0, f"adadim.mi_order must be > 0, got {a.mi_order}")
     _require(a.mi_kernel in ("cosine", "linear", "gaussian"), f"unknown adadim.mi_kernel {a.mi_kernel!r}")
     o = cfg.optim
     _require(o.name in OPTIMIZERS, f"unknown optimizer {o.name!r}; choose one of {', '.join(OPTIMIZERS)}")
@@ -256,7 +256,7 @@ def validate(cfg: DictConfig) -> None:
     _require(dy.every >= 0, f"dynamics.every must be >= 0, got {dy.every}")
     unknown = [k for k in dy.metrics if k not in METRIC_GROUPS]
     _require(not unknown, f"unknown dynamics.metrics {unknown}; choose from {', '.join(METRIC_GROUPS)}")
-    _require(dy.alpha > 0, f"dynamics.alpha must be > 0, got {dy.alpha}")
+    _require(dy.order > 0, f"dynamics.order must be > 0, got {dy.order}")
     _require(dy.kernel in ("cosine", "linear", "gaussian"), f"unknown dynamics.kernel {dy.kernel!r}")
     _require(dy.n_permutations >= 1, f"dynamics.n_permutations must be >= 1, got {dy.n_permutations}")
     e = cfg.eval

@@ -243,7 +243,7 @@ def train(cfg: DictConfig) -> dict:
     dy = cfg.dynamics
     monitor = DynamicsMonitor(
         MonitorSettings(
-            metrics=tuple(dy.metrics), alpha=dy.alpha, kernel=dy.kernel, n_permutations=dy.n_permutations, seed=dy.seed
+            metrics=tuple(dy.metrics), alpha=dy.order, kernel=dy.kernel, n_permutations=dy.n_permutations, seed=dy.seed
         )
     )
 
@@ -319,7 +319,7 @@ def train(cfg: DictConfig) -> dict:
                     dimension_loss = vic.loss
                 if weights.beta > 0:
                     r_all = (gather_with_grad(r1.float()), gather_with_grad(r2.float()))
-                    mi = mutual_information_term(r_all, (z1_all, z2_all), a.mi_alpha, a.mi_kernel)
+                    mi = mutual_information_term(r_all, (z1_all, z2_all), a.mi_order, a.mi_kernel)
                 else:
                     mi = torch.zeros((), device=device)
                 loss = (1 - weights.alpha) * dimension_loss + weights.alpha * nt - sign * weights.beta * mi
