@@ -3,7 +3,8 @@
 No model code here: runs are read from their files or from W&B, never rebuilt.
 """
 
+from .claims import claims
 from .loading import load_runs
-from .runset import RunSet
+from .runset import DEFAULT_ACCURACY, RunSet
 
-__all__ = ["RunSet", "load_runs"]
+__all__ = ["DEFAULT_ACCURACY", "RunSet", "claims", "load_runs"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from .runset import DEFAULT_ACCURACY, STUDIES
 
@@ -31,13 +32,34 @@ def add_parser(commands, name: str = "analyze", help_text: str = "") -> None:
     p.add_argument("--style", default="paper", choices=["paper", "notebook", "talk", "poster"])
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap and permutation resamples")
     p.add_argument("--include-unfinished", action="store_true")
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument("--cache-dir", default="auto", help="folder of the parsed-run cache (default: beside the runs)")
+    cache.add_argument("--no-cache", action="store_true", help="parse every run, write no cache")
+    p.add_argument("--wandb-project", default="", help="also log the analysis as a W&B run (job_type analysis)")
+    p.add_argument("--wandb-entity", default=None, help="W&B entity of that run")
+    p.add_argument("--wandb-mode", default="offline", choices=["offline", "online", "disabled"])
 
 
-def _window(text: str) -> tuple[float, float]:
-    lo, hi = (float(v) for v in text.split(","))
-    if not 0 <= lo < hi <= 1:
-        raise ValueError(f"window {text!r} must be 'from,to' with 0 <= from < to <= 1")
+def _window(text: str, option: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        lo = hi = float("nan")
+    if not 0 <= lo < hi <= 1:  # NaN fails too
+        raise ValueError(f"{option} {text!r} must be 'from,to' with 0 <= from < to <= 1, e.g. 0,0.3")
     return lo, hi
+
+
+def _check_out(out: str) -> None:
+    """Refuse an --out that cannot be written before any run is loaded."""
+    from .run_cache import unwritable
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    reason = unwritable(path, create=False)
+    if reason:
+        raise ValueError(f"--out {out} cannot be written: {reason}")
 
 
 def run(args) -> int:
@@ -60,19 +82,25 @@ def run(args) -> int:
             log_x=args.log_x,
             normalize=args.normalize,
             style=args.style,
-            early=_window(args.early),
-            late=_window(args.late),
+            early=_window(args.early, "--early"),
+            late=_window(args.late, "--late"),
             n_resamples=args.resamples,
             groups=tuple(g for g in args.groups.split(",") if g),
             include_unfinished=args.include_unfinished,
             progress=sys.stderr.isatty(),
+            cache_dir=None if args.no_cache else args.cache_dir,
         )
+        _check_out(args.out)
         result = analyze(args.source, args.out, opts)
-    except (ValueError, KeyError, FileNotFoundError) as error:
+    except (ValueError, KeyError, OSError) as error:  # bad options, no usable runs, unreadable source or --out
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"adadim analyze: {message}", file=sys.stderr)
         return 2
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"analyzed {len(result.runset)} runs -> {args.out}/report.html ({len(result.tables)} tables)")
+    if args.wandb_project:
+        from .wandb_export import log_from_cli
+
+        return log_from_cli(result, args)
     return 0

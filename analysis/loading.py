@@ -8,18 +8,21 @@ Sources:
 - ``entity/project``: the W&B API (`wandb.Api().runs(...)`, full history via
   ``scan_history``), with W&B's own ``filters``.
 
-Parsed runs are cached as Parquet, one file per run plus a manifest of the files each was
-parsed from (path, size, mtime); a reload re-parses only runs whose files changed. Bad runs
-(unfinished, corrupt, empty, missing keys, NaN losses) are skipped with a one-line reason each,
-and the rest still load.
+A run's id comes from its own files (``summary.json``'s ``run_id``, else ``config.yaml``'s
+``run.id``, else the folder name), so a renamed folder is still the same run; when several
+folders hold one run id (a copied run), one is kept by a fixed rule (`drop_duplicates`).
+
+Parsed runs are cached as Parquet (see `adadim.analysis.run_cache`); a reload re-parses only
+runs whose files changed. Bad runs (unfinished, corrupt, binary, empty, missing keys, NaN
+losses, a config that is not a mapping, anything that raises while one run is read) are
+skipped with a one-line reason each, and the rest still load.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +30,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .run_cache import Cache, cache_location, signature
 from .runset import STEP, RunSet, empty_runset
-from .wandb_file import CorruptWandbFile, read_run
+from .wandb_file import WandbFileError
+from .wandb_leet import read_offline_run
 
 REQUIRED = ("train/loss",)
-CACHE_VERSION = 1
 
 
 class BadRun(ValueError):
@@ -75,7 +79,8 @@ def _clean_history(rows: list[dict] | pd.DataFrame, run_id: str) -> pd.DataFrame
 def _meta(run_id: str, config: dict, summary: dict, state: str, source: str) -> dict:
     flat = flatten(config)
     group = flat.get("wandb.group") or flat.get("method") or "default"
-    return {"run_id": run_id, **flat, **summary, "state": state, "group": group, "source": source}
+    # run_id last among the files' keys: the id the loader settled on wins over summary.run_id.
+    return {**flat, **summary, "run_id": run_id, "state": state, "group": group, "source": source}
 
 
 # ---- local run directories -----------------------------------------------------------------
@@ -91,18 +96,51 @@ def _read_jsonl(path: Path) -> list[dict] | pd.DataFrame:
     try:
         frame = pd.read_json(path, lines=True, dtype=False)
         return frame.to_dict("records") if frame.empty else frame
-    except ValueError:
+    except (ValueError, TypeError):  # a torn or foreign line (TypeError: a line that is not an object)
         pass
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise BadRun(f"history.jsonl is not UTF-8 text (byte {error.start}): not a history file") from None
     rows = []
-    lines = path.read_text().splitlines()
     for i, line in enumerate(lines):
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             if i == len(lines) - 1:
                 break
             raise BadRun(f"history.jsonl line {i + 1} is corrupt") from None
+        if not isinstance(row, dict):
+            raise BadRun(f"history.jsonl line {i + 1} is not a JSON object")
+        rows.append(row)
     return rows
+
+
+def _read_mapping(path: Path, parse: Callable[[str], Any]) -> dict:
+    """A summary.json or config.yaml as a dict ({} when absent); anything else makes the run bad."""
+    if not path.is_file():
+        return {}
+    try:
+        value = parse(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRun(f"{path.name} is not UTF-8 text") from None
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise BadRun(f"unreadable {path.name}: {str(error).splitlines()[0]}") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRun(f"{path.name} holds a {type(value).__name__}, not a mapping")
+    return value
+
+
+def run_identity(folder: str, summary: dict, config: dict) -> str:
+    """A run's id comes from its own files, so a renamed or copied folder is still the same
+    run: ``summary.json``'s ``run_id``, else ``config.yaml``'s ``run.id``, else the folder name."""
+    run_cfg = config.get("run")
+    for candidate in (summary.get("run_id"), run_cfg.get("id") if isinstance(run_cfg, dict) else None):
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate
+    return folder
 
 
 def parse_local_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
@@ -110,14 +148,11 @@ def parse_local_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     if not history_path.is_file():
         raise BadRun("no history.jsonl")
     rows = _read_jsonl(history_path)
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
-        config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise BadRun(f"unreadable summary or config: {str(error).splitlines()[0]}") from None
-    run_id = run_dir.name
+    summary = _read_mapping(run_dir / "summary.json", json.loads)
+    config = _read_mapping(run_dir / "config.yaml", yaml.safe_load)
+    run_id = run_identity(run_dir.name, summary, config)
     state = summary.get("state", "unknown")
-    return _meta(run_id, config or {}, summary, state, str(run_dir)), _clean_history(rows, run_id)
+    return _meta(run_id, config, summary, state, str(run_dir)), _clean_history(rows, run_id)
 
 
 # ---- W&B offline files ---------------------------------------------------------------------
@@ -131,12 +166,13 @@ def _wandb_files(path: Path) -> list[Path]:
 
 def parse_wandb_files(files: list[Path], run_id: str) -> tuple[dict, pd.DataFrame]:
     """One run from its offline files, oldest first (a resumed run has several)."""
-    config, summary, rows, exit_code = {}, {}, [], None
+    config, summary, rows, exit_code, readers = {}, {}, [], None, set()
     for f in sorted(files, key=lambda p: p.parent.name):
         try:
-            run = read_run(f)
-        except CorruptWandbFile as error:
+            run, reader = read_offline_run(f)  # W&B's own reader first, ours as the fallback
+        except WandbFileError as error:
             raise BadRun(str(error)) from None
+        readers.add(reader)
         config.update(run["config"])
         summary.update(run["summary"])
         rows.extend(run["history"])
@@ -144,9 +180,9 @@ def parse_wandb_files(files: list[Path], run_id: str) -> tuple[dict, pd.DataFram
     config.pop("_wandb", None)
     state = "finished" if exit_code == 0 else ("failed" if exit_code is not None else "crashed or running")
     summary = {k: v for k, v in summary.items() if not k.startswith("_")}
-    return _meta(
-        run_id, config, summary, summary.get("state", state) if state == "finished" else state, str(files[0])
-    ), _clean_history(rows, run_id)
+    meta = _meta(run_id, config, summary, summary.get("state", state) if state == "finished" else state, str(files[0]))
+    meta["reader"] = "+".join(sorted(readers))  # which .wandb reader served the run
+    return meta, _clean_history(rows, run_id)
 
 
 def _wandb_run_id(path: Path) -> str:
@@ -172,60 +208,6 @@ def run_from_api(api_run) -> tuple[dict, pd.DataFrame]:
     return meta, _clean_history(list(api_run.scan_history()), api_run.id)
 
 
-# ---- the cache -------------------------------------------------------------------------------
-
-
-def _signature(files: Iterable[Path]) -> list:
-    return sorted([str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files)
-
-
-class Cache:
-    def __init__(self, directory: Path | None) -> None:
-        self.directory = directory
-        self.manifest: dict = {}
-        if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
-            path = directory / "manifest.json"
-            try:
-                manifest = json.loads(path.read_text()) if path.is_file() else {}
-            except json.JSONDecodeError:
-                manifest = {}
-            self.manifest = manifest.get("runs", {}) if manifest.get("version") == CACHE_VERSION else {}
-
-    def _file(self, key: str) -> Path:
-        return self.directory / f"{key.replace('/', '__')}.parquet"
-
-    def get(self, key: str, signature: list):
-        entry = self.manifest.get(key)
-        if self.directory is None or entry is None or entry["signature"] != signature:
-            return None
-        if entry.get("bad"):
-            return BadRun(entry["bad"])
-        try:
-            return entry["meta"], pd.read_parquet(self._file(key))
-        except Exception:
-            return None
-
-    def put(self, key: str, signature: list, meta: dict | None, history: pd.DataFrame | None, bad: str | None = None):
-        if self.directory is None:
-            return
-        if bad is None:
-            history.to_parquet(self._file(key), index=False)
-        self.manifest[key] = {"signature": signature, "meta": _jsonable(meta), "bad": bad}
-
-    def save(self) -> None:
-        if self.directory is not None:
-            tmp = self.directory / ".manifest.json.tmp"
-            tmp.write_text(json.dumps({"version": CACHE_VERSION, "runs": self.manifest}))
-            tmp.replace(self.directory / "manifest.json")
-
-
-def _jsonable(meta: dict | None):
-    if meta is None:
-        return None
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in meta.items()}
-
-
 # ---- the entry point -----------------------------------------------------------------------
 
 
@@ -233,18 +215,18 @@ def _discover(source: Path) -> list[tuple[str, list, Callable[[], tuple[dict, pd
     """(cache key, signature of its files, parser) for every run under a local path."""
     found = []
     if (source / "history.jsonl").is_file():
-        return [(source.name, _signature(_local_files(source)), lambda s=source: parse_local_run(s))]
+        return [(source.name, signature(_local_files(source)), lambda s=source: parse_local_run(s))]
     wandb_only = source.is_file() or source.name.startswith("offline-run-") or source.name == "wandb"
     if not wandb_only:
         for run_dir in sorted(p for p in source.iterdir() if p.is_dir() and (p / "history.jsonl").is_file()):
-            found.append((run_dir.name, _signature(_local_files(run_dir)), lambda d=run_dir: parse_local_run(d)))
+            found.append((run_dir.name, signature(_local_files(run_dir)), lambda d=run_dir: parse_local_run(d)))
     if found:
         return found
     by_id: dict[str, list[Path]] = {}
     for f in _wandb_files(source):
         by_id.setdefault(_wandb_run_id(f), []).append(f)
     return [
-        (rid, _signature(files), lambda fs=files, r=rid: parse_wandb_files(fs, r))
+        (rid, signature(files), lambda fs=files, r=rid: parse_wandb_files(fs, r))
         for rid, files in sorted(by_id.items())
     ]
 
@@ -261,9 +243,11 @@ def load_runs(
 
     ``filters``: for a W&B project, W&B's MongoDB-style filter dict; for any source, a callable
     on the run's meta row (flattened config + summary + state) or a dict of equalities on it.
-    ``cache_dir``: "auto" (``<source>/.adadim-cache``, or ``~/.cache/adadim/<entity>__<project>``
-    for W&B), a path, or None for no cache. Unfinished runs (state other than finished) are
-    skipped unless ``include_unfinished``.
+    ``cache_dir``: "auto", a folder, or None for no cache (see `adadim.analysis.run_cache`).
+    Unfinished runs (state other than finished) are skipped unless ``include_unfinished``.
+    Whatever goes wrong with one run, whatever the exception, skips that run with the reason;
+    runs that share one run id are resolved by `drop_duplicates`. Raises `FileNotFoundError`
+    or `SourceError` only when the source itself cannot be read.
     """
     from tqdm.auto import tqdm
 
@@ -271,32 +255,16 @@ def load_runs(
     is_project = not path.exists() and str(source).count("/") == 1
     if not path.exists() and not is_project:
         raise FileNotFoundError(f"no runs at {source!r}: not a folder, a .wandb file, or an entity/project")
-    if cache_dir == "auto":
-        if is_project:
-            cache_dir = Path.home() / ".cache" / "adadim" / str(source).replace("/", "__")
-        else:
-            cache_dir = (path if path.is_dir() else path.parent) / ".adadim-cache"
-    cache = Cache(Path(cache_dir) if cache_dir is not None else None)
-
     if is_project:
         entries = _api_entries(str(source), filters if isinstance(filters, dict) else None, api)
     else:
         entries = _discover(path)
-    metas, histories, skipped = [], [], []
-    for key, signature, parse in tqdm(entries, desc="loading runs", unit="run", disable=not progress, leave=False):
-        cached = cache.get(key, signature)
+    notes: list[str] = []
+    cache = Cache(cache_location(source, is_project, cache_dir, notes), notes)
+    loaded, skipped = [], []
+    for key, sig, parse in tqdm(entries, desc="loading runs", unit="run", disable=not progress, leave=False):
         try:
-            if isinstance(cached, BadRun):
-                raise cached
-            if cached is None:
-                try:
-                    meta, history = parse()
-                except BadRun as error:
-                    cache.put(key, signature, None, None, bad=str(error))
-                    raise
-                cache.put(key, signature, meta, history)
-            else:
-                meta, history = cached
+            meta, history = _parse_cached(cache, key, sig, parse)
             if not include_unfinished and meta.get("state") != "finished":
                 raise BadRun(f"state is {meta.get('state')!r}, not finished (include_unfinished=True keeps it)")
             if not _keep(meta, filters, is_project):
@@ -304,18 +272,67 @@ def load_runs(
         except BadRun as error:
             skipped.append((key, str(error)))
             continue
-        metas.append(meta)
-        histories.append(history)
+        except Exception as error:  # one unreadable run must not stop the others; the reason says what broke
+            first = (str(error).strip().splitlines() or [""])[0][:300]
+            skipped.append((key, f"cannot be read: {type(error).__name__}: {first}"))
+            continue
+        loaded.append((key, meta, history))
     cache.save()
+    loaded, duplicates = drop_duplicates(loaded)
+    skipped += duplicates
+    for note in notes:
+        print(f"adadim: note: {note}", file=sys.stderr)
     for key, reason in skipped:
         print(f"adadim: skipped run {key}: {reason}", file=sys.stderr)
-    if not metas:
+    if not loaded:
         result = empty_runset()
         result.skipped = skipped
         return result
-    runs = pd.DataFrame(metas).set_index("run_id")
-    history = pd.concat(histories, ignore_index=True, sort=False)
+    runs = pd.DataFrame([meta for _, meta, _ in loaded]).set_index("run_id")
+    history = pd.concat([h for _, _, h in loaded], ignore_index=True, sort=False)
     return RunSet(runs, history, skipped)
+
+
+def _parse_cached(cache: Cache, key: str, sig: list, parse) -> tuple[dict, pd.DataFrame]:
+    cached = cache.get(key, sig)
+    if isinstance(cached, str):
+        raise BadRun(cached)
+    if cached is not None:
+        return cached
+    try:
+        meta, history = parse()
+    except BadRun as error:  # known-bad runs are remembered; unexpected errors are not
+        cache.put(key, sig, None, None, bad=str(error))
+        raise
+    cache.put(key, sig, meta, history)
+    return meta, history
+
+
+def drop_duplicates(loaded: list[tuple[str, dict, pd.DataFrame]]):
+    """One run per run id. When several folders hold the same run (a copy), the one kept is,
+    in order: the folder named after the run id; the copy whose history reaches the highest
+    step; the first in path order. The others are skipped, naming the one kept."""
+    by_id: dict[str, list[int]] = {}
+    for index, (_, meta, _) in enumerate(loaded):
+        by_id.setdefault(meta["run_id"], []).append(index)
+    dropped, skipped = set(), []
+    for run_id, indices in by_id.items():
+        if len(indices) == 1:
+            continue
+
+        def rank(i: int, run_id=run_id):
+            key, meta, history = loaded[i]
+            source = str(meta.get("source", key))
+            return (Path(source).name != run_id, -int(history[STEP].max()), source)
+
+        ordered = sorted(indices, key=rank)
+        kept = loaded[ordered[0]]
+        for i in ordered[1:]:
+            dropped.add(i)
+            skipped.append(
+                (loaded[i][0], f"duplicate of run {run_id!r}, also in {kept[1].get('source', kept[0])}, which is kept")
+            )
+    return [item for i, item in enumerate(loaded) if i not in dropped], skipped
 
 
 def _keep(meta: dict, filters, is_project: bool) -> bool:
@@ -326,19 +343,32 @@ def _keep(meta: dict, filters, is_project: bool) -> bool:
     return all(meta.get(k) == v for k, v in filters.items())
 
 
+class SourceError(ValueError):
+    """A source that cannot be read at all (as opposed to one bad run in it)."""
+
+
 def _api_entries(project: str, filters: dict | None, api):
     """One entry per W&B run; its cache signature is its state, last step and heartbeat."""
-    if api is None:
-        import wandb
+    from wandb.errors import Error as WandbError
 
-        api = wandb.Api()
+    try:
+        if api is None:
+            import wandb
+
+            api = wandb.Api()
+        runs = list(api.runs(project, filters=filters or {}))
+    except (WandbError, OSError, ValueError) as error:  # no API key, no network, no such project
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise SourceError(
+            f"{project!r} is not a local folder, and reading it as a W&B entity/project failed: {first}"
+        ) from None
     entries = []
-    for api_run in api.runs(project, filters=filters or {}):
-        signature = [
+    for api_run in runs:
+        sig = [
             api_run.id,
             api_run.state,
             getattr(api_run, "lastHistoryStep", None),
             getattr(api_run, "heartbeatAt", None),
         ]
-        entries.append((api_run.id, signature, lambda r=api_run: run_from_api(r)))
+        entries.append((api_run.id, sig, lambda r=api_run: run_from_api(r)))
     return entries

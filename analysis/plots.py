@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-
 from adadim.dynamics.keys import label as registry_label
+
 
 def label(key: str, normalized: bool = False) -> str:
     return registry_label(key, normalized)
@@ -71,7 +70,9 @@ def plot_trajectories(
 def plot_information_plane(
     points: pd.DataFrame, out: Path, by: str = "group", name: str = "information_plane"
 ) -> pd.DataFrame:
-    """I(R;Z) against H(R) per run, coloured by training progress, one panel per group."""
+    """I(R;Z)'s excess over its permutation null (I(R;Z) itself for runs that did not log it)
+    against H(R) per run, coloured by training progress, one panel per group."""
+    y = "I_RZ_excess" if "I_RZ_excess" in points and points["I_RZ_excess"].notna().any() else "I_RZ"
     groups = sorted(points[by].unique())
     fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.4), squeeze=False, sharex=True, sharey=True)
     scatter = None
@@ -79,13 +80,11 @@ def plot_information_plane(
         part = points[points[by] == group]
         for _, run in part.groupby("run_id"):
             run = run.sort_values("progress")
-            ax.plot(run["H_R"], run["I_RZ"], color="0.8", linewidth=0.6, zorder=1)
-            scatter = ax.scatter(
-                run["H_R"], run["I_RZ"], c=run["progress"], cmap="viridis", vmin=0, vmax=1, s=9, zorder=2
-            )
+            ax.plot(run["H_R"], run[y], color="0.8", linewidth=0.6, zorder=1)
+            scatter = ax.scatter(run["H_R"], run[y], c=run["progress"], cmap="viridis", vmin=0, vmax=1, s=9, zorder=2)
         ax.set_title(str(group))
         ax.set_xlabel(label("dynamics/H_R"))
-    axes.flat[0].set_ylabel(label("dynamics/I_RZ"))
+    axes.flat[0].set_ylabel(label(f"dynamics/{y}"))
     if scatter is not None:
         fig.colorbar(scatter, ax=axes.ravel().tolist(), label="training progress")
     sns.despine(fig)
@@ -93,15 +92,19 @@ def plot_information_plane(
     return points
 
 
-def plot_ratio_vs_accuracy(
-    data: pd.DataFrame, table: pd.DataFrame, out: Path, x: str, accuracy: str, name: str = "ratio_vs_accuracy"
+def plot_ratio_accuracy(
+    data: pd.DataFrame, table: pd.DataFrame, out: Path, x: str, accuracy: str, name: str = "ratio_accuracy"
 ) -> pd.DataFrame:
-    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    """Equilibrium x against accuracy per run, coloured by group, with the group means; the
+    title gives the primary test (random-intercept slope)."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.7))
     sns.scatterplot(data=data, x="x", y="y", hue="group", ax=ax, s=36)
-    pooled = table[(table["scope"] == "pooled") & (table["method"] == "spearman")]
-    if len(pooled):
-        r = pooled.iloc[0]
-        ax.set_title(f"Spearman ρ = {r['estimate']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}], n = {int(r['n'])}")
+    means = data.groupby("group")[["x", "y"]].mean()
+    ax.scatter(means["x"], means["y"], marker="x", color="0.2", s=40, label="group mean")
+    primary = table[table["statistic"] == "slope"]
+    if len(primary) and np.isfinite(primary.iloc[0]["p_value"]):
+        r = primary.iloc[0]
+        ax.set_title(f"slope {r['estimate']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}], p = {r['p_value']:.2g}")
     ax.set_xlabel(label(x) + " (equilibrium)")
     ax.set_ylabel(label(accuracy))
     sns.despine(fig)
@@ -109,20 +112,27 @@ def plot_ratio_vs_accuracy(
     return data
 
 
-def plot_optimum(
-    data: pd.DataFrame, fits: pd.DataFrame, out: Path, accuracy: str, name: str = "intermediate_optimum"
-) -> pd.DataFrame:
-    keys = list(fits["x"])
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.5), squeeze=False)
-    for ax, (_, fit) in zip(axes.flat, fits.iterrows(), strict=True):
-        ax.scatter(data[fit["x"]], data["y"], s=24, color="C0")
-        if np.isfinite(fit["c2"]):
-            grid = np.linspace(fit["x_min"], fit["x_max"], 200)
-            ax.plot(grid, fit["c0"] + fit["c1"] * grid + fit["c2"] * grid**2, color="C1")
-            if np.isfinite(fit["vertex"]):
-                ax.axvline(fit["vertex"], color="C3", linestyle="--", linewidth=1)
-                if np.isfinite(fit["ci_low"]):
-                    ax.axvspan(fit["ci_low"], fit["ci_high"], color="C3", alpha=0.12, linewidth=0)
+def plot_optimum(data: dict, fits: pd.DataFrame, out: Path, accuracy: str, name: str = "optimum") -> dict:
+    """Accuracy against each equilibrium x: the runs, the two lines of the primary test (each
+    drawn with its slope through the centroid of its side of the breakpoint) and, dashed, the
+    descriptive quadratic."""
+    primary = fits[fits["scope"] == fits["scope"].iloc[0]]
+    fig, axes = plt.subplots(1, len(primary), figsize=(4.6 * len(primary), 3.6), squeeze=False)
+    for ax, (_, fit) in zip(axes.flat, primary.iterrows(), strict=True):
+        points = data[fit["x"]]
+        ax.scatter(points["x"], points["y"], s=24, color="C0")
+        grid = np.linspace(fit["x_min"], fit["x_max"], 200)
+        if np.isfinite(fit["quadratic_c2"]):
+            curve = fit["quadratic_c0"] + fit["quadratic_c1"] * grid + fit["quadratic_c2"] * grid**2
+            ax.plot(grid, curve, color="0.6", linestyle="--", linewidth=1, label="quadratic (descriptive)")
+        xc = fit["breakpoint"]
+        if np.isfinite(fit["b1"]) and np.isfinite(fit["b2"]):
+            for side, slope, color in ((points["x"] <= xc, fit["b1"], "C2"), (points["x"] >= xc, fit["b2"], "C3")):
+                xs, ys = points.loc[side, "x"], points.loc[side, "y"]
+                span = np.array([xs.min(), xs.max()])
+                ax.plot(span, ys.mean() + slope * (span - xs.mean()), color=color, linewidth=2)
+            ax.axvline(xc, color="0.4", linestyle=":", linewidth=1)
+            ax.set_title(f"two lines: p = {fit['p_value']:.2g} (Holm {fit['p_holm']:.2g})")
         ax.set_xlabel(label(fit["x"]) + " (equilibrium)")
         ax.set_ylabel(label(accuracy))
     sns.despine(fig)
@@ -130,9 +140,13 @@ def plot_optimum(
     return data
 
 
-def plot_coupling(changes: pd.DataFrame, windows: dict, out: Path, name: str = "coupling") -> pd.DataFrame:
-    fig, axes = plt.subplots(1, len(windows), figsize=(4.2 * len(windows), 3.5), squeeze=False, sharey=True)
-    for ax, (window, (lo, hi)) in zip(axes.flat, windows.items(), strict=True):
+def plot_coupling(
+    changes: pd.DataFrame, per_run: pd.DataFrame, windows: dict, out: Path, name: str = "coupling"
+) -> pd.DataFrame:
+    """ΔH(R) against ΔI_excess in each window, and each run's coupling r early, late and at
+    its noise floor."""
+    fig, axes = plt.subplots(1, len(windows) + 1, figsize=(4.2 * (len(windows) + 1), 3.5), squeeze=False)
+    for ax, (window, (lo, hi)) in zip(axes.flat, windows.items(), strict=False):
         part = (
             changes[(changes["progress"] > lo) & (changes["progress"] <= hi)]
             if lo > 0
@@ -143,7 +157,15 @@ def plot_coupling(changes: pd.DataFrame, windows: dict, out: Path, name: str = "
         ax.axvline(0, color="0.6", linewidth=0.8)
         ax.set_title(f"{window}: progress {lo:.0%}–{hi:.0%}")
         ax.set_xlabel("ΔH(R) per measurement [nats]")
-    axes.flat[0].set_ylabel("ΔI(R;Z) per measurement [nats]")
+        ax.set_ylabel("ΔI_excess per measurement [nats]")
+    ax = axes.flat[-1]
+    positions = np.arange(3)
+    for _, run in per_run.iterrows():
+        ax.plot(positions, [run["r_early"], run["r_late"], run["r_floor"]], color="0.7", marker="o", markersize=3)
+    ax.set_xticks(positions, ["early", "late", "noise floor"])
+    ax.axhline(0, color="0.6", linewidth=0.8)
+    ax.set_ylabel("r(ΔH(R), ΔI_excess) per run")
     sns.despine(fig)
+    fig.tight_layout()
     _save(fig, out, name)
     return changes

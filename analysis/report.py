@@ -11,16 +11,22 @@ from pathlib import Path
 import pandas as pd
 
 from . import plots
+from .claims import claims
 from .loading import load_runs
 from .runset import DEFAULT_ACCURACY, STEP, STUDIES, RunSet
 from .studies import (
+    OPTIMUM_METRICS,
+    RATIO,
     TRAJECTORY_METRICS,
-    accuracy_column,
     accuracy_table,
     coupling,
+    coupling_per_run,
     equilibrium,
-    intermediate_optimum,
-    ratio_vs_accuracy,
+    equilibrium_points,
+    grouping_column,
+    information_plane,
+    optimum,
+    ratio_accuracy,
     step_changes,
     trajectories,
 )
@@ -41,9 +47,11 @@ class AnalysisOptions:
     late: tuple[float, float] = (0.7, 1.0)
     n_resamples: int = 2000
     seed: int = 0
+    ratio_sign: int = 0  # the claimed sign of the ratio-accuracy relation; 0: either
     groups: tuple[str, ...] = ()
     include_unfinished: bool = False
     progress: bool = True
+    cache_dir: str | Path | None = "auto"  # the parsed-run cache: "auto", a folder, or None (none)
 
 
 @dataclass
@@ -71,6 +79,8 @@ def write_table(table: pd.DataFrame, out: Path, name: str, index: bool = False) 
 
 
 def run_studies(rs: RunSet, out: Path, opts: AnalysisOptions) -> AnalysisResult:
+    """Every study in ``opts.studies``; each table is written as tables/<study>.csv (and .md,
+    .tex) and each figure as figures/<study>.pdf/.png, under the study's own name."""
     result = AnalysisResult(runset=rs)
     figures, tables = out / "figures", out / "tables"
     plots.set_style(opts.style)
@@ -78,8 +88,15 @@ def run_studies(rs: RunSet, out: Path, opts: AnalysisOptions) -> AnalysisResult:
     wants = set(opts.studies)
 
     def skip(study: str, error: Exception) -> None:
-        result.notes.append(f"{study}: skipped ({error})")
+        result.notes.append(f"{study}: skipped ({error.args[0] if error.args else error})")
 
+    if "claims" in wants:
+        try:
+            result.tables["claims"] = claims(
+                rs, opts.accuracy, opts.by, opts.window, opts.early, opts.late, opts.ratio_sign
+            )
+        except KeyError as error:
+            skip("claims", error)
     if "trajectories" in wants:
         try:
             traj = trajectories(rs, TRAJECTORY_METRICS, opts.x, opts.by, opts.smooth, opts.normalize)
@@ -89,13 +106,13 @@ def run_studies(rs: RunSet, out: Path, opts: AnalysisOptions) -> AnalysisResult:
             )
         except KeyError as error:
             skip("trajectories", error)
-    if "plane" in wants:
+    if "information_plane" in wants:
         try:
-            points = information_plane_points(rs, opts.by)
+            points = information_plane(rs, opts.by)
             result.tables["information_plane"] = points
             result.figures["information_plane"] = plots.plot_information_plane(points, figures, opts.by)
         except KeyError as error:
-            skip("information plane", error)
+            skip("information_plane", error)
     eq = equilibrium(rs, TRAJECTORY_METRICS, opts.window)
     if "equilibrium" in wants:
         result.tables["equilibrium"] = eq.reset_index()
@@ -104,76 +121,35 @@ def run_studies(rs: RunSet, out: Path, opts: AnalysisOptions) -> AnalysisResult:
             result.notes.append(
                 f"equilibrium: some runs have not settled on {', '.join(unsettled)} (trend in the last window)"
             )
-    if "accuracy" in wants:
-        result.tables["accuracy"] = accuracy_table(rs, by=opts.by).reset_index()
-    if "correlation" in wants:
+    if "accuracy_table" in wants:
+        result.tables["accuracy_table"] = accuracy_table(rs, by=opts.by).reset_index()
+    if "ratio_accuracy" in wants:
         try:
-            table = ratio_vs_accuracy(
-                rs, "dynamics/ratio_H_I", opts.accuracy, opts.by, opts.window, opts.n_resamples, opts.seed
-            )
-            result.tables["ratio_vs_accuracy"] = table
-            data = pd.DataFrame(
-                {
-                    "x": eq["dynamics/ratio_H_I"],
-                    "y": accuracy_column(rs, opts.accuracy),
-                    "group": rs.runs[opts.by].astype(str),
-                }
-            )
-            result.figures["ratio_vs_accuracy"] = plots.plot_ratio_vs_accuracy(
-                data, table, figures, "dynamics/ratio_H_I", opts.accuracy
-            )
+            table = ratio_accuracy(rs, RATIO, opts.accuracy, opts.by, opts.window, opts.n_resamples, opts.seed)
+            result.tables["ratio_accuracy"] = table
+            data = equilibrium_points(rs, RATIO, opts.accuracy, opts.by, eq)
+            result.figures["ratio_accuracy"] = plots.plot_ratio_accuracy(data, table, figures, RATIO, opts.accuracy)
         except KeyError as error:
-            skip("ratio against accuracy", error)
+            skip("ratio_accuracy", error)
     if "optimum" in wants:
         try:
-            fits = intermediate_optimum(
-                rs, ("dynamics/H_R", "dynamics/I_RZ"), opts.accuracy, opts.window, opts.n_resamples, opts.seed
-            )
-            result.tables["intermediate_optimum"] = fits
-            data = eq[["dynamics/H_R", "dynamics/I_RZ"]].assign(y=accuracy_column(rs, opts.accuracy))
-            result.figures["intermediate_optimum"] = plots.plot_optimum(data, fits, figures, opts.accuracy)
+            fits = optimum(rs, OPTIMUM_METRICS, opts.accuracy, opts.by, opts.window)
+            result.tables["optimum"] = fits
+            data = {x: equilibrium_points(rs, x, opts.accuracy, opts.by, eq) for x in fits["x"].unique()}
+            result.figures["optimum"] = plots.plot_optimum(data, fits, figures, opts.accuracy)
         except KeyError as error:
-            skip("intermediate optimum", error)
+            skip("optimum", error)
     if "coupling" in wants:
         try:
-            table = coupling(rs, opts.early, opts.late, by=opts.by, n_resamples=opts.n_resamples, seed=opts.seed)
-            result.tables["coupling"] = table
+            per_run = coupling_per_run(rs, opts.early, opts.late, by=opts.by)
+            result.tables["coupling"] = coupling(rs, opts.early, opts.late, by=opts.by, per_run=per_run)
             windows = {"early": opts.early, "late": opts.late}
-            result.figures["coupling"] = plots.plot_coupling(step_changes(rs), windows, figures)
+            result.figures["coupling"] = plots.plot_coupling(step_changes(rs), per_run, windows, figures)
         except KeyError as error:
             skip("coupling", error)
     for name, table in result.tables.items():
         write_table(table, tables, name)
     return result
-
-
-def grouping_column(rs: RunSet, by: str) -> str:
-    """The run column to group by; "auto" picks ``group`` when the runs differ in it (for
-    example several sweeps), else ``method`` (one sweep's runs share its group)."""
-    if by == "auto":
-        by = "group" if rs.runs["group"].nunique() > 1 or "method" not in rs.runs else "method"
-    if by not in rs.runs:
-        raise KeyError(f"cannot group by {by!r}: not a run column")
-    return by
-
-
-def information_plane_points(rs: RunSet, by: str = "group") -> pd.DataFrame:
-    needed = ["dynamics/H_R", "dynamics/I_RZ"]
-    missing = [k for k in needed if k not in rs.history]
-    if missing:
-        raise KeyError(f"the history has no {', '.join(missing)}")
-    rows = rs.history[["run_id", STEP, *needed]].dropna(subset=needed)
-    last = rs.history.groupby("run_id")[STEP].max()
-    return pd.DataFrame(
-        {
-            "run_id": rows["run_id"],
-            by: rows["run_id"].map(rs.runs[by]).astype(str),
-            STEP: rows[STEP],
-            "progress": rows[STEP] / rows["run_id"].map(last).clip(lower=1),
-            "H_R": rows["dynamics/H_R"],
-            "I_RZ": rows["dynamics/I_RZ"],
-        }
-    ).reset_index(drop=True)
 
 
 def _image(path: Path) -> str:
@@ -201,13 +177,24 @@ def write_html(result: AnalysisResult, out: Path, source: str, opts: AnalysisOpt
     runs_view = rs.runs[summary_cols].copy()
     eq = result.tables.get("equilibrium")
     if eq is not None:
-        cols = [c for c in ("dynamics/H_R", "dynamics/I_RZ", "dynamics/ratio_H_I", "dynamics/erank_R") if c in eq]
+        keys = ("dynamics/H_R", "dynamics/I_RZ", "dynamics/I_RZ_excess", "dynamics/ratio_H_I", "dynamics/erank_R")
+        cols = [c for c in keys if c in eq]
         runs_view = runs_view.join(eq.set_index("run_id")[cols].add_prefix("equilibrium "))
+    from .dashboard import build_dashboard  # the interactive page beside this one: one HTML path per job
+
+    dashboard = build_dashboard(rs, out / "dashboard.html", opts.by, opts.accuracy, opts.window, source=str(source))
     sections = [
         f"<h1>adadim analysis</h1><p>source: <code>{html.escape(str(source))}</code> — {len(rs)} runs, "
         f"{len(rs.history)} history rows; accuracy key <code>{html.escape(opts.accuracy)}</code>; "
-        f"equilibrium window: last {opts.window:.0%}.</p>",
+        f'equilibrium window: last {opts.window:.0%}. Interactive: <a href="{dashboard.path.name}">'
+        f"{dashboard.path.name}</a> (choose runs, metrics and axes; no server needed).</p>",
     ]
+    if "claims" in result.tables:
+        sections.append(
+            "<h2>Claims</h2><p class=note>One row per claim of the paper, each with its pre-declared test; "
+            "<code>supported</code> needs p_holm &lt; 0.05 (Holm over the claims) and the claimed sign. "
+            "See the README, “How to read the claims table”.</p>" + _table_html(result.tables["claims"])
+        )
     if rs.skipped:
         items = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(r)}</li>" for k, r in rs.skipped)
         sections.append(f"<h2>Skipped runs</h2><ul>{items}</ul>")
@@ -215,19 +202,19 @@ def write_html(result: AnalysisResult, out: Path, source: str, opts: AnalysisOpt
         sections.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in result.notes) + "</ul>")
     sections.append("<h2>Runs side by side</h2>" + _table_html(runs_view.reset_index(), 500))
     titles = {
-        "accuracy": "Final accuracy per group (mean, std)",
+        "accuracy_table": "Final accuracy per group (mean, std)",
         "trajectories": "Trajectories",
         "information_plane": "Information plane",
-        "ratio_vs_accuracy": "H(R)/I(R;Z) at equilibrium against accuracy",
-        "intermediate_optimum": "Intermediate optimum (quadratic fit)",
-        "coupling": "Coupling of ΔH(R) and ΔI(R;Z), early and late",
+        "ratio_accuracy": "H(R)/I_excess at equilibrium against accuracy",
+        "optimum": "Interior optimum: two lines (the quadratic is descriptive)",
+        "coupling": "Coupling of ΔH(R) and ΔI_excess, early, late and the noise floor",
     }
     for name, title in titles.items():
         parts = []
         png = out / "figures" / f"{name}.png"
         if png.is_file():
             parts.append(_image(png))
-        if name in result.tables and name not in ("trajectories", "information_plane"):
+        if name in result.tables and name not in DATA_TABLES:
             parts.append(_table_html(result.tables[name]))
         if parts:
             sections.append(f"<h2>{title}</h2>" + "".join(parts))
@@ -247,13 +234,13 @@ def write_html(result: AnalysisResult, out: Path, source: str, opts: AnalysisOpt
 def analyze(source: str | Path, out: str | Path, opts: AnalysisOptions | None = None) -> AnalysisResult:
     opts = opts or AnalysisOptions()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rs = load_runs(source, include_unfinished=opts.include_unfinished, progress=opts.progress)
+    rs = load_runs(source, include_unfinished=opts.include_unfinished, progress=opts.progress, cache_dir=opts.cache_dir)
     if opts.groups:
         rs = rs.select(rs.runs.index[rs.runs[grouping_column(rs, opts.by)].astype(str).isin(opts.groups)])
     if len(rs) == 0:
         reasons = "; ".join(f"{k}: {r}" for k, r in rs.skipped[:5])
         raise ValueError(f"no usable runs in {source}" + (f" ({reasons})" if reasons else ""))
+    out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
     opts = replace(opts, by=grouping_column(rs, opts.by))
     result = run_studies(rs, out, opts)
     write_html(result, out, str(source), opts)

@@ -11,7 +11,17 @@ EPOCH = "trainer/epoch"
 # The analysis default accuracy: on small data the full linear probe saturates for every
 # method, even a random network; the low-label probe keeps methods apart.
 DEFAULT_ACCURACY = "final/lowlabel_top1"
-STUDIES = ("trajectories", "plane", "equilibrium", "accuracy", "correlation", "optimum", "coupling")
+# One name per study, shared by the CLI (--studies), the function and the output files.
+STUDIES = (
+    "claims",
+    "trajectories",
+    "information_plane",
+    "equilibrium",
+    "accuracy_table",
+    "ratio_accuracy",
+    "optimum",
+    "coupling",
+)
 
 
 @dataclass

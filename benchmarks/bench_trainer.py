@@ -28,8 +28,9 @@ from adadim.training.controller import WeightController
 from adadim.training.data import GlobalBatchSampler, TwoViews, load_splits, train_loader, two_view_transform
 from adadim.training.losses import nt_xent_loss, vicreg_loss
 from adadim.training.models import SSLModel, build_backbone
-from adadim.training.optim import build_optimizer, learning_rate, set_lr
-from adadim.training.trainer import train
+from adadim.training.optim import apply_schedule, build_optimizer, schedule_fraction
+from adadim.training.runtime import HostReads
+from adadim.training.trainer import plan_step, setup, train, train_step
 
 
 def bare_loop(cfg) -> float:
@@ -45,7 +46,7 @@ def bare_loop(cfg) -> float:
     per_epoch = len(splits.ssl_train) // batch
     total = per_epoch * cfg.optim.epochs
     warmup = round(cfg.optim.warmup_epochs * per_epoch)
-    optimizer = build_optimizer(model, cfg.optim)
+    optimizer = build_optimizer(model, cfg.optim, batch)
     controller = WeightController("adadim", total, every=cfg.adadim.every)
     times, step = [], 0
     tick = time.perf_counter()
@@ -53,14 +54,13 @@ def bare_loop(cfg) -> float:
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
         for x1, x2, labels in loader:
-            set_lr(optimizer, learning_rate(step, total, warmup, cfg.optim.lr * batch / 256, 0.0))
+            apply_schedule(optimizer, schedule_fraction(step, total, warmup, 0.0))
             _, (z1, z2), logits = model(x1, x2)
             weights = controller.step(step, z1.detach() if controller.needs_embedding(step) else None)
             loss = (1 - weights.alpha) * vicreg_loss(z1, z2).loss + weights.alpha * nt_xent_loss(z1, z2, 0.2)
             optimizer.zero_grad(set_to_none=True)
             (loss + F.cross_entropy(logits, labels)).backward()
             optimizer.step()
-            float(loss.detach())  # the trainer reads the loss every step too (NaN check)
             now = time.perf_counter()
             times.append(now - tick)
             tick, step = now, step + 1
@@ -73,6 +73,31 @@ def trainer_run(overrides: list[str], root: Path, run_id: str) -> float:
     rows = [json.loads(line) for line in (root / run_id / "history.jsonl").read_text().splitlines()]
     batch = cfg.data.batch_size
     return batch * (len(rows) - 1) / sum(batch / r["trainer/samples_per_s"] for r in rows[1:])
+
+
+def host_reads_per_quiet_step(overrides: list[str], root: Path, steps: int = 30) -> tuple[float, int]:
+    """Host reads (device syncs on a GPU) in the steps that do not log, and how many such steps ran.
+    Logging every 10 steps, so 9 in 10 steps are quiet. On CUDA, torch's sync debug mode also
+    raises on any synchronizing call inside those steps."""
+    cfg = load_config("digits", [*overrides, f"run.root={root}", "run.id=sync-count", "run.log_every=10"])
+    run = setup(cfg)
+    reads, quiet, step = 0, 0, 0
+    cuda = run.device.type == "cuda"
+    for batch in run.loader:
+        if step >= steps:
+            break
+        plan = plan_step(run, step, False)
+        if not plan.log and cuda:
+            torch.cuda.set_sync_debug_mode("error")
+        with HostReads() as counter:
+            train_step(run, batch, step, plan)
+        if cuda:
+            torch.cuda.set_sync_debug_mode("default")
+        if not plan.log:
+            reads, quiet = reads + counter.count, quiet + 1
+        step += 1
+    run.logger.finish("finished")
+    return reads / max(quiet, 1), quiet
 
 
 def main() -> None:
@@ -102,6 +127,7 @@ def main() -> None:
             keys = list(results)
             results[keys[1]].append(trainer_run(common, root, f"default-{repeat}"))
             results[keys[2]].append(trainer_run([*common, "dynamics.every=1"], root, f"every-{repeat}"))
+        per_step, quiet = host_reads_per_quiet_step(common, root)
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads, digits config, {args.epochs} epochs, best of {args.repeats}")
     bare = max(results["bare loop"])
@@ -109,6 +135,8 @@ def main() -> None:
     for name, values in results.items():
         best = max(values)
         print(f"{name:<42} {best:>10.0f} {best / bare:>14.3f}")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"host reads per non-logging step ({device}, {quiet} steps, run.log_every=10): {per_step:.1f}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ problem, instead of a NaN or a shape error deep inside a matrix product.
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 
 import torch
 
@@ -39,15 +41,43 @@ def check_same_samples(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str] 
         raise ValueError(f"{names[0]} is on {x.device} but {names[1]} is on {y.device}")
 
 
-def check_order(alpha: float, name: str = "alpha") -> float:
-    """Rényi order: a finite real number > 0 (alpha = 1 is the von Neumann limit)."""
+def check_order(order: float, name: str = "order") -> float:
+    """Rényi order: a finite real number > 0 (order 1 is the von Neumann limit)."""
     try:
-        value = float(alpha)
+        value = float(order)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {alpha!r}") from None
+        raise TypeError(f"{name} must be a number, got {order!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {alpha!r}")
+        raise ValueError(f"{name} must be a finite number > 0, got {order!r}")
     return value
+
+
+def warn_alpha_renamed(owner: str, stacklevel: int = 3) -> None:
+    # The default stacklevel points the warning at the caller of a decorated public function.
+    warnings.warn(
+        f"{owner}: alpha= is deprecated and will be removed in the next release; pass the Rényi order as order=",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def accepts_alpha_for_order(fn):
+    """Let ``fn`` take the Rényi order under its old keyword ``alpha=`` for one more release.
+
+    The order was called ``alpha``, which clashed with AdaDim's loss weight α. ``alpha=`` still
+    works, with a DeprecationWarning; passing both names is an error.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if "alpha" in kwargs:
+            if "order" in kwargs:
+                raise TypeError(f"{fn.__name__}() got both order= and its deprecated name alpha=; pass order= only")
+            warn_alpha_renamed(f"{fn.__name__}()")
+            kwargs["order"] = kwargs.pop("alpha")
+        return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def check_kernel(kernel: str) -> str:
@@ -56,13 +86,26 @@ def check_kernel(kernel: str) -> str:
     return kernel
 
 
-def check_sigma(sigma: float | None) -> float | None:
+def check_sigma(sigma: float | None, name: str = "sigma") -> float | None:
     if sigma is None:
         return None
-    value = float(sigma)
+    try:
+        value = float(sigma)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number or None, got {sigma!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"sigma must be a finite number > 0 or None, got {sigma!r}")
+        raise ValueError(f"{name} must be a finite number > 0 or None, got {sigma!r}")
     return value
+
+
+def check_sigma_pair(sigma) -> tuple[float | None, float | None]:
+    """Gaussian widths of a pair of inputs: one value (or None) for both, or a (sigma_x, sigma_y) pair."""
+    if isinstance(sigma, (tuple, list)):
+        if len(sigma) != 2:
+            raise ValueError(f"sigma must be a number, None or a (sigma_x, sigma_y) pair, got {sigma!r}")
+        return check_sigma(sigma[0], "sigma_x"), check_sigma(sigma[1], "sigma_y")
+    width = check_sigma(sigma)
+    return width, width
 
 
 def check_positive(value: float, name: str, allow_zero: bool = False) -> float:

@@ -1,46 +1,74 @@
-"""Matrix-based Rényi entropy, joint entropy and mutual information.
+"""Matrix-based Rényi entropy, joint entropy, mutual information and its permutation excess.
 
 Sanchez Giraldo, Rao & Principe, "Measures of entropy from data using infinitely divisible
 kernels", IEEE T-IT 2015 (arXiv 1211.2459). For a trace-one PSD Gram matrix A with
-eigenvalues λ_i:
+eigenvalues λ_i and a Rényi order q > 0 (the argument ``order``):
 
-- S_α(A) = log(Σ λ_i^α) / (1 - α), and S_1(A) = -Σ λ_i log λ_i (von Neumann);
-- S_α(A, B) = S_α(A∘B / tr(A∘B));
-- I_α(A; B) = S_α(A) + S_α(B) - S_α(A, B), with 0 ≤ I ≤ min(S_A, S_B) and S ≤ log N.
+- S_q(A) = log(Σ λ_i^q) / (1 - q), and S_1(A) = -Σ λ_i log λ_i (von Neumann);
+- S_q(A, B) = S_q(A∘B / tr(A∘B));
+- I_q(A; B) = S_q(A) + S_q(B) - S_q(A, B);
+- excess I_q = I_q(x; y) minus its expectation over uniformly random sample permutations of y
+  (``excess_mutual_information``; the null is described in ``permutation_null``).
+
+Bounds. 0 ≤ S ≤ log N for every entropy of N samples (a Rényi entropy of a distribution on N
+eigenvalues). I is NOT confined to [0, min(S_A, S_B)]:
+
+- I can be negative. Rényi entropy of order ≠ 1 is not subadditive. With 0/1 class kernels
+  (cosine on one-hot labels) A∘B is the class kernel of the label pair, so I is the Rényi MI of
+  the labels' histogram: 5 samples with label pairs (0,1), (1,0), (1,1), (1,1), (1,1) give
+  I_2 = log(275/289) ≈ -0.050 nats. With the linear kernel even I_1 can be negative.
+- I ≤ min(S_A, S_B) holds for every order when both Gram matrices have a constant diagonal
+  (cosine and Gaussian kernels, no all-zero sample): then N·B is a correlation matrix, the
+  eigenvalues of A∘(N·B) are majorized by those of A (Bapat & Sunder, "On majorization and
+  Schur products", Linear Algebra Appl. 1985) and every Rényi entropy is Schur-concave, so
+  S(A, B) ≥ max(S_A, S_B). With the linear kernel normalized as K / tr K the diagonal follows the
+  sample norms, and I exceeds min(S_A, S_B) for many independent draws whose norms vary.
 
 Computation (all natural logs, results in nats):
 
-- α = 2 needs no eigendecomposition: Σ λ_i² = ‖A‖_F², so S_2 = -log ‖A‖_F² ("fast path").
-- Any other α takes the eigenvalues of A in float64, clamps the negative ones (round-off of
-  a PSD matrix) to 0 and renormalizes them to sum to one. float64 is used for every α ≠ 2,
-  not only α < 1: near α = 1 the formula divides by (1 - α) and float32 cancellation would
-  dominate the result. For α < 1, eigenvalues under the numerical-rank tolerance
-  λ_max · N · eps(dtype of A) are set to 0, since λ^α would turn their round-off into
+- Order 2 needs no eigendecomposition: Σ λ_i² = ‖A‖_F², so S_2 = -log ‖A‖_F² ("fast path"),
+  and its permutation null has a closed form with no sampling noise.
+- Any other order takes the eigenvalues of A in float64, clamps the negative ones (round-off
+  of a PSD matrix) to 0 and renormalizes them to sum to one. float64 is used for every
+  order ≠ 2, not only below 1: near order 1 the formula divides by (1 - q) and float32
+  cancellation would dominate the result. Below order 1, eigenvalues under the numerical-rank
+  tolerance λ_max · N · eps(dtype of A) are set to 0, since λ^q would turn their round-off into
   entropy.
 - For the cosine and linear kernels a single entropy is computed on the smaller side of the
   Gram matrix (N×N or D×D share their non-zero spectrum). The joint matrix A∘B has no such
   dual, so it is always N×N.
 - Autocast is switched off and half-precision inputs are upcast to float32.
 
-Gradients flow when the inputs require them (the MI loss term uses this); otherwise no graph
-is built.
+The order used to be called ``alpha``; ``alpha=`` still works for one release, with a
+DeprecationWarning. Gradients flow when the inputs require them (the MI loss term uses this);
+otherwise no graph is built.
 
-Saturation: every entropy is at most log N for a batch of N. With high-dimensional cosine
-features S(R, Z) sits near log N and I(R;Z) mostly tracks S(Z), so report
-``permuted_mutual_information`` (the no-dependence baseline) beside I.
+Saturation: with high-dimensional cosine features S(R, Z) sits near log N and the raw I(R;Z)
+mostly tracks S(Z): independent data can show several nats. Read dependence from the excess.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from typing import NamedTuple
 
 import torch
 
-from ._validation import check_features, check_kernel, check_order, check_same_samples, check_sigma
+from ._validation import (
+    accepts_alpha_for_order,
+    check_features,
+    check_kernel,
+    check_order,
+    check_same_samples,
+    check_sigma,
+    check_sigma_pair,
+)
 from .kernels import feature_map, gram_matrix, hadamard_normalized, trace_normalize
+from .permutation_null import frobenius_joint_entropies, null_joint_entropy_order2, permutations
 
 METHODS = ("auto", "eigh")
+DEFAULT_NULL_PERMUTATIONS = 16
 _TINY = 1e-300
 
 
@@ -66,222 +94,304 @@ def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
 
-def spectrum_entropy(eigenvalues: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Rényi entropy of order alpha of a non-negative spectrum, normalized to sum to one."""
+def spectrum_entropy(eigenvalues: torch.Tensor, order: float) -> torch.Tensor:
+    """Rényi entropy of the given order of a non-negative spectrum, normalized to sum to one."""
     p = eigenvalues / eigenvalues.sum()
     positive = p > 0
     # Clamping before log/pow keeps gradients finite at zero eigenvalues.
     q = p.clamp_min(_TINY)
-    if alpha == 1.0:
+    if order == 1.0:
         return -torch.where(positive, q * torch.log(q), torch.zeros_like(q)).sum()
-    power_sum = torch.where(positive, q.pow(alpha), torch.zeros_like(q)).sum()
-    return torch.log(power_sum) / (1.0 - alpha)
+    power_sum = torch.where(positive, q.pow(order), torch.zeros_like(q)).sum()
+    return torch.log(power_sum) / (1.0 - order)
 
 
-def entropy_of_gram(a: torch.Tensor, alpha: float = 2.0, method: str = "auto") -> torch.Tensor:
-    """S_alpha of a trace-one PSD matrix, by the Frobenius identity at alpha = 2 (``auto``)
+@accepts_alpha_for_order
+def entropy_of_gram(a: torch.Tensor, order: float = 2.0, method: str = "auto") -> torch.Tensor:
+    """S_order of a trace-one PSD matrix, by the Frobenius identity at order 2 (``auto``)
     or by its float64 eigenvalues."""
-    alpha = check_order(alpha)
+    order = check_order(order)
     _check_method(method)
-    if alpha == 2.0 and method == "auto":
+    if order == 2.0 and method == "auto":
         return -torch.log((a * a).sum())
     eigenvalues = torch.linalg.eigvalsh(a.double()).clamp_min(0.0)
-    if alpha < 1.0:
-        # λ^α with α < 1 inflates round-off (1e-16 becomes 1e-8 at α = 0.5), so eigenvalues
+    if order < 1.0:
+        # λ^q with q < 1 inflates round-off (1e-16 becomes 1e-8 at q = 0.5), so eigenvalues
         # below the numerical-rank tolerance of A's own precision count as exact zeros.
         tol = eigenvalues.max() * a.shape[0] * torch.finfo(a.dtype).eps
         eigenvalues = torch.where(eigenvalues > tol, eigenvalues, torch.zeros_like(eigenvalues))
-    return spectrum_entropy(eigenvalues, alpha).to(a.dtype)
+    return spectrum_entropy(eigenvalues, order).to(a.dtype)
 
 
 def _entropy_of_input(
-    x: torch.Tensor, alpha: float, kernel: str, method: str, gram: torch.Tensor | None, sigma: float | None
+    x: torch.Tensor, order: float, kernel: str, method: str, gram: torch.Tensor | None, sigma: float | None
 ) -> torch.Tensor:
     features = feature_map(x, kernel) if method == "auto" else None
-    if features is not None and (gram is None or alpha != 2.0):
+    if features is not None and (gram is None or order != 2.0):
         n, d = features.shape
         # FFᵀ and FᵀF share their non-zero eigenvalues; take the smaller one.
         small = features.T @ features if d < n else features @ features.T
-        return entropy_of_gram(trace_normalize(small), alpha, method)
+        return entropy_of_gram(trace_normalize(small), order, method)
     if gram is None:
         gram = gram_matrix(x, kernel, sigma)
-    return entropy_of_gram(gram, alpha, method)
+    return entropy_of_gram(gram, order, method)
 
 
 def _per_log_n(value: torch.Tensor, n: int, normalize: bool) -> torch.Tensor:
-    """value / log N when asked: entropies and MI of N samples are at most log N."""
+    """value / log N when asked: entropies of N samples are at most log N."""
     return value / math.log(n) if normalize else value
 
 
-def _validate_one(x, alpha, kernel, sigma, method, name="x"):
+def _validate_one(x, order, kernel, sigma, method, name="x"):
     check_features(x, name)
     check_kernel(kernel)
     check_sigma(sigma)
     _check_method(method)
-    return check_order(alpha)
+    return check_order(order)
 
 
-def _validate_pair(x, y, alpha, kernel, sigma, method):
-    alpha = _validate_one(x, alpha, kernel, sigma, method, "x")
+def _validate_pair(x, y, order, kernel, sigma, method):
+    check_features(x, "x")
     check_features(y, "y")
     check_same_samples(x, y)
-    return alpha
+    check_kernel(kernel)
+    sigmas = check_sigma_pair(sigma)
+    _check_method(method)
+    return check_order(order), sigmas
 
 
+@accepts_alpha_for_order
 def renyi_entropy(
     x: torch.Tensor,
-    alpha: float = 2.0,
+    order: float = 2.0,
     kernel: str = "cosine",
     sigma: float | None = None,
     normalize: bool = False,
     method: str = "auto",
 ) -> torch.Tensor:
-    """Matrix-based Rényi entropy S_alpha (nats) of the N samples in the rows of x (N×D).
+    """Matrix-based Rényi entropy S_order (nats) of the N samples in the rows of x (N×D).
 
     ``normalize=True`` divides by log N, the maximum, giving a value in [0, 1].
     ``method="eigh"`` forces the eigendecomposition of the N×N Gram matrix (no fast path, no
     dual side); it exists for verification.
     """
-    alpha = _validate_one(x, alpha, kernel, sigma, method)
+    order = _validate_one(x, order, kernel, sigma, method)
     x = working_precision(x)
     with autocast_off(x.device):
-        s = _entropy_of_input(x, alpha, kernel, method, gram=None, sigma=sigma)
+        s = _entropy_of_input(x, order, kernel, method, gram=None, sigma=sigma)
     return _per_log_n(s, x.shape[0], normalize)
 
 
+@accepts_alpha_for_order
 def joint_entropy(
     x: torch.Tensor,
     y: torch.Tensor,
-    alpha: float = 2.0,
+    order: float = 2.0,
     kernel: str = "cosine",
-    sigma: float | None = None,
+    sigma: float | tuple[float | None, float | None] | None = None,
     normalize: bool = False,
     method: str = "auto",
 ) -> torch.Tensor:
-    """S_alpha(A, B) = S_alpha(A∘B / tr(A∘B)) for the Gram matrices of x and y (same N).
+    """S_order(A, B) = S_order(A∘B / tr(A∘B)) for the Gram matrices of x and y (same N).
 
-    ``sigma`` (Gaussian kernel) applies to both inputs; with None each gets its own median
-    width.
+    ``sigma`` (Gaussian kernel) is one width for both inputs or a ``(sigma_x, sigma_y)`` pair;
+    a None width is that input's own median heuristic.
     """
-    alpha = _validate_pair(x, y, alpha, kernel, sigma, method)
+    order, (sigma_x, sigma_y) = _validate_pair(x, y, order, kernel, sigma, method)
     x, y = working_precision(x), working_precision(y)
     with autocast_off(x.device):
-        a, b = gram_matrix(x, kernel, sigma), gram_matrix(y, kernel, sigma)
-        s = entropy_of_gram(hadamard_normalized(a, b), alpha, method)
+        a, b = gram_matrix(x, kernel, sigma_x), gram_matrix(y, kernel, sigma_y)
+        s = entropy_of_gram(hadamard_normalized(a, b), order, method)
     return _per_log_n(s, x.shape[0], normalize)
 
 
+@accepts_alpha_for_order
 def mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,
-    alpha: float = 2.0,
+    order: float = 2.0,
     kernel: str = "cosine",
-    sigma: float | None = None,
+    sigma: float | tuple[float | None, float | None] | None = None,
     normalize: bool = False,
     method: str = "auto",
 ) -> torch.Tensor:
-    """Matrix-based mutual information I_alpha(x; y) = S(A) + S(B) - S(A, B), in nats."""
-    alpha = _validate_pair(x, y, alpha, kernel, sigma, method)
+    """Matrix-based mutual information I_order(x; y) = S(A) + S(B) - S(A, B), in nats.
+
+    The raw value: it can be negative and, with the linear kernel, exceed min(S_A, S_B) (see
+    the module docstring). ``excess_mutual_information`` subtracts its no-dependence value.
+    """
+    order, sigmas = _validate_pair(x, y, order, kernel, sigma, method)
     x, y = working_precision(x), working_precision(y)
     with autocast_off(x.device):
-        terms = information_terms(x, y, alpha, kernel, sigma, method)
+        terms = information_terms(x, y, order, kernel, sigmas, method)
     i = terms["mutual_information"]
     return _per_log_n(i, x.shape[0], normalize)
 
 
-def permutations(n: int, count: int, seed: int, device: torch.device) -> list[torch.Tensor]:
-    """`count` seeded sample permutations; the same seed gives the same ones on any device."""
-    generator = torch.Generator().manual_seed(int(seed))
-    return [torch.randperm(n, generator=generator).to(device) for _ in range(count)]
-
-
+@accepts_alpha_for_order
 def permuted_mutual_information(
     x: torch.Tensor,
     y: torch.Tensor,
-    alpha: float = 2.0,
+    order: float = 2.0,
     kernel: str = "cosine",
-    sigma: float | None = None,
+    sigma: float | tuple[float | None, float | None] | None = None,
     n_permutations: int = 5,
     seed: int = 0,
     normalize: bool = False,
     method: str = "auto",
 ) -> torch.Tensor:
-    """The no-dependence baseline: I_alpha(x; πy), averaged over ``n_permutations`` seeded
-    random sample permutations π of y.
+    """The sampled no-dependence baseline: I_order(x; πy), averaged over ``n_permutations``
+    seeded random sample permutations π of y.
 
     Permuting y's samples keeps S(B) and breaks the pairing, so this is the value I takes
-    when x and y are independent at this N, D and kernel. Report it beside I: at large N
-    the two can be close (see the module docstring).
+    when x and y are independent at this N, D and kernel. ``excess_mutual_information`` is
+    I minus this expectation (exact, with no sampling noise, at order 2).
     """
-    alpha = _validate_pair(x, y, alpha, kernel, sigma, method)
+    order, sigmas = _validate_pair(x, y, order, kernel, sigma, method)
     if int(n_permutations) < 1:
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations!r}")
     x, y = working_precision(x), working_precision(y)
     with autocast_off(x.device):
-        terms = information_terms(x, y, alpha, kernel, sigma, method, n_permutations=int(n_permutations), seed=seed)
+        terms = information_terms(x, y, order, kernel, sigmas, method, n_permutations=int(n_permutations), seed=seed)
     i = terms["permuted_mutual_information"]
     return _per_log_n(i, x.shape[0], normalize)
+
+
+class ExcessMI(NamedTuple):
+    """What ``excess_mutual_information(..., return_stderr=True)`` returns (0-d tensors, nats).
+
+    ``excess = mutual_information - null``. ``stderr`` is the Monte-Carlo standard error of the
+    null (and so of the excess): exactly 0 at order 2, where the null is in closed form.
+    """
+
+    excess: torch.Tensor
+    stderr: torch.Tensor
+    mutual_information: torch.Tensor
+    null: torch.Tensor
+
+
+@accepts_alpha_for_order
+def excess_mutual_information(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    order: float = 2.0,
+    kernel: str = "cosine",
+    sigma: float | tuple[float | None, float | None] | None = None,
+    n_permutations: int = DEFAULT_NULL_PERMUTATIONS,
+    seed: int = 0,
+    normalize: bool = False,
+    method: str = "auto",
+    return_stderr: bool = False,
+) -> torch.Tensor | ExcessMI:
+    """I_order(x; y) minus its expectation over uniformly random sample permutations of y (nats).
+
+    Independent x and y give about 0 at any N, dimension and kernel; the raw I does not (it is
+    dominated by self-similarity and can be several nats for independent data).
+
+    - Order 2: the null is exact and has no sampling noise, O(N²) on top of I (the formula is
+      in ``adadim.dynamics.permutation_null``). The null joint entropy is
+      -log(E_π‖A∘B_π‖_F² / E_π tr(A∘B_π)²), the log of the expected purity over the expected
+      squared trace; it differs from the mean of the sampled joint entropies only by Jensen's
+      gap (< 1e-4 nats on 512 samples). ``n_permutations`` and ``seed`` are unused.
+    - Other orders: the null is the mean of I(x; πy) over ``n_permutations`` (default 16, at
+      least 2) seeded permutations, each an N×N float64 eigendecomposition. Its standard error
+      is the sample SD / √n_permutations.
+
+    Returns a 0-d tensor, or with ``return_stderr=True`` an ``ExcessMI(excess, stderr,
+    mutual_information, null)``. ``normalize=True`` divides every field by log N.
+    """
+    order, sigmas = _validate_pair(x, y, order, kernel, sigma, method)
+    n_permutations = int(n_permutations)
+    if n_permutations < 2:
+        raise ValueError(f"n_permutations must be >= 2 (a standard error needs two draws), got {n_permutations!r}")
+    x, y = working_precision(x), working_precision(y)
+    with autocast_off(x.device):
+        terms = information_terms(x, y, order, kernel, sigmas, method, seed=seed, null_permutations=n_permutations)
+    n = x.shape[0]
+    excess = _per_log_n(terms["excess_mutual_information"], n, normalize)
+    if not return_stderr:
+        return excess
+    return ExcessMI(
+        excess,
+        _per_log_n(terms["excess_stderr"], n, normalize),
+        _per_log_n(terms["mutual_information"], n, normalize),
+        _per_log_n(terms["null_mutual_information"], n, normalize),
+    )
 
 
 def information_terms(
     x: torch.Tensor,
     y: torch.Tensor,
-    alpha: float,
+    order: float,
     kernel: str,
-    sigma: float | None,
+    sigma,
     method: str = "auto",
     n_permutations: int = 0,
     seed: int = 0,
+    null_permutations: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every information quantity of (x, y) from one pair of Gram matrices.
 
-    Inputs are assumed validated. Returns the entropies ``entropy_x``, ``entropy_y``,
-    ``joint_entropy``, ``mutual_information`` and, when ``n_permutations > 0``,
-    ``permuted_mutual_information`` (mean over the permutations), plus the Gram matrices
-    ``gram_x`` and ``gram_y`` for callers that reuse them.
+    Inputs are assumed validated; ``sigma`` is one width or a ``(sigma_x, sigma_y)`` pair.
+    Returns the entropies ``entropy_x``, ``entropy_y``, ``joint_entropy``,
+    ``mutual_information``, the Gram matrices ``gram_x`` and ``gram_y`` for callers that reuse
+    them, and:
+
+    - with ``n_permutations > 0``: ``permuted_mutual_information``, the mean of I(x; πy) over
+      that many seeded permutations;
+    - with ``null_permutations`` set: ``null_mutual_information`` (the expectation of I(x; πy)),
+      ``excess_mutual_information`` and ``excess_stderr``. At order 2 the null is the closed
+      form and ``null_permutations`` is unused; otherwise it is the mean over the first
+      ``null_permutations`` seeded permutations (the same draws as the baseline's, extended).
     """
-    a, b = gram_matrix(x, kernel, sigma), gram_matrix(y, kernel, sigma)
-    s_a = _entropy_of_input(x, alpha, kernel, method, gram=a, sigma=sigma)
-    s_b = _entropy_of_input(y, alpha, kernel, method, gram=b, sigma=sigma)
-    perms = permutations(x.shape[0], n_permutations, seed, x.device) if n_permutations > 0 else []
-    if alpha == 2.0 and method == "auto":
-        s_ab, permuted = _frobenius_joint_entropies(a, b, perms)
+    sigma_x, sigma_y = sigma if isinstance(sigma, (tuple, list)) else (sigma, sigma)
+    a, b = gram_matrix(x, kernel, sigma_x), gram_matrix(y, kernel, sigma_y)
+    s_a = _entropy_of_input(x, order, kernel, method, gram=a, sigma=sigma_x)
+    s_b = _entropy_of_input(y, order, kernel, method, gram=b, sigma=sigma_y)
+    want_excess = null_permutations is not None
+    closed_form = want_excess and order == 2.0
+    sampled_null = int(null_permutations) if want_excess and not closed_form else 0
+    count = max(int(n_permutations), sampled_null)
+    perms = permutations(x.shape[0], count, seed, x.device) if count > 0 else []
+    s_null = None
+    if order == 2.0 and method == "auto":
+        s_ab, permuted, s_null = frobenius_joint_entropies(a, b, perms, closed_form_null=closed_form)
     else:
-        s_ab = entropy_of_gram(hadamard_normalized(a, b), alpha, method)
-        permuted = [entropy_of_gram(hadamard_normalized(a, b[p][:, p]), alpha, method) for p in perms]
+        s_ab = entropy_of_gram(hadamard_normalized(a, b), order, method)
+        permuted = [entropy_of_gram(hadamard_normalized(a, b[p][:, p]), order, method) for p in perms]
+        if closed_form:
+            s_null = null_joint_entropy_order2(a, b).to(s_ab.dtype)
+    i = s_a + s_b - s_ab
     out = {
         "entropy_x": s_a,
         "entropy_y": s_b,
         "joint_entropy": s_ab,
-        "mutual_information": s_a + s_b - s_ab,
+        "mutual_information": i,
         "gram_x": a,
         "gram_y": b,
     }
-    if perms:
-        # S(πBπᵀ) = S(B): only the joint entropy changes under the permutation.
-        out["permuted_mutual_information"] = s_a + s_b - torch.stack(permuted).mean()
+    # S(πBπᵀ) = S(B): only the joint entropy changes under a permutation.
+    permuted_mi = s_a + s_b - torch.stack(permuted) if permuted else None
+    if n_permutations > 0:
+        out["permuted_mutual_information"] = permuted_mi[: int(n_permutations)].mean()
+    if want_excess:
+        if closed_form:
+            # I - I_null = S_null - S_ab: the marginal entropies cancel exactly.
+            out["null_mutual_information"] = s_a + s_b - s_null
+            out["excess_mutual_information"] = s_null - s_ab
+            out["excess_stderr"] = torch.zeros((), dtype=s_ab.dtype, device=s_ab.device)
+        else:
+            draws = permuted_mi[:sampled_null]
+            out["null_mutual_information"] = draws.mean()
+            out["excess_mutual_information"] = i - draws.mean()
+            out["excess_stderr"] = draws.std(correction=1) / math.sqrt(sampled_null)
     return out
 
 
-def _frobenius_joint_entropies(
-    a: torch.Tensor, b: torch.Tensor, perms: list[torch.Tensor]
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """S_2 of A∘B/tr and of every A∘(πBπᵀ)/tr without forming the Hadamard products:
-    ‖A∘C‖_F² = ⟨A∘A, C∘C⟩ and tr(A∘C) = ⟨diag A, diag C⟩."""
-    a_sq, b_sq = (a * a).flatten(), b * b
-    diag_a, diag_b = torch.diagonal(a), torch.diagonal(b)
-
-    def joint(b_sq_permuted: torch.Tensor, diag_b_permuted: torch.Tensor) -> torch.Tensor:
-        # A pairwise-summed reduction: a BLAS dot accumulates 16M float32 terms too loosely.
-        return -torch.log((a_sq * b_sq_permuted.flatten()).sum() / torch.dot(diag_a, diag_b_permuted) ** 2)
-
-    s_ab = joint(b_sq, diag_b)
-    permuted = [joint(b_sq[p[:, None], p[None, :]], diag_b[p]) for p in perms]
-    return s_ab, permuted
-
-
 __all__ = [
+    "ExcessMI",
     "entropy_of_gram",
+    "excess_mutual_information",
     "information_terms",
     "joint_entropy",
     "mutual_information",

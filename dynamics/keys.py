@@ -38,13 +38,31 @@ _ALL: tuple[Metric, ...] = (
     _m("dynamics/H_R", "H(R) [nats]", "matrix Rényi entropy of the representation R", "nats"),
     _m("dynamics/H_Z", "H(Z) [nats]", "matrix Rényi entropy of the embedding Z", "nats"),
     _m("dynamics/H_RZ", "H(R,Z) [nats]", "joint matrix Rényi entropy of R and Z (Hadamard product)", "nats"),
-    _m("dynamics/I_RZ", "I(R;Z) [nats]", "raw matrix mutual information H(R) + H(Z) - H(R,Z)", "nats"),
+    _m(
+        "dynamics/I_RZ",
+        "I(R;Z) [nats]",
+        "raw matrix mutual information H(R) + H(Z) - H(R,Z); mostly self-similarity, nonzero for independent data",
+        "nats",
+    ),
+    _m(
+        "dynamics/I_RZ_excess",
+        "I_excess(R;Z) [nats]",
+        "I(R;Z) minus its expectation over random sample permutations of Z (exact at order 2): "
+        "about 0 for independent R and Z; the dependence measure to read",
+        "nats",
+    ),
     _m("dynamics/I_RZ_perm", "I(R;πZ) [nats]", "mean I(R;Z) over seeded sample permutations of Z", "nats"),
-    _m("dynamics/ratio_H_I", "H(R) / I(R;Z)", "H(R) divided by I(R;Z); NaN when I(R;Z) <= 1e-12"),
+    _m(
+        "dynamics/ratio_H_I",
+        "H(R) / I_excess(R;Z)",
+        "H(R) divided by the excess I(R;Z) over the permutation null; NaN when that excess <= 0",
+    ),
+    _m("dynamics/ratio_H_I_raw", "H(R) / I(R;Z)", "H(R) divided by the raw I(R;Z); NaN when I(R;Z) <= 1e-12"),
     _m("dynamics/H_R_norm", "H(R) / log N", f"H(R) divided by log N, {_N}"),
     _m("dynamics/H_Z_norm", "H(Z) / log N", f"H(Z) divided by log N, {_N}"),
     _m("dynamics/H_RZ_norm", "H(R,Z) / log N", f"H(R,Z) divided by log N, {_N}"),
     _m("dynamics/I_RZ_norm", "I(R;Z) / log N", f"I(R;Z) divided by log N, {_N}"),
+    _m("dynamics/I_RZ_excess_norm", "I_excess(R;Z) / log N", f"I_excess(R;Z) divided by log N, {_N}"),
     _m("dynamics/I_RZ_perm_norm", "I(R;πZ) / log N", f"I(R;πZ) divided by log N, {_N}"),
     _m("dynamics/erank_R", "effective rank of R", "exp of the entropy of R's normalized singular values"),
     _m("dynamics/erank_Z", "effective rank of Z", "exp of the entropy of Z's normalized singular values"),
@@ -72,6 +90,17 @@ _ALL: tuple[Metric, ...] = (
     _m("adadim/alpha", "α", "weight of NT-Xent; 1 - α weights the dimension-contrastive loss"),
     _m("adadim/beta", "β", "weight of the MI term, β = γ·α"),
     _m("adadim/erank_z_norm", "normalized erank(Z)", "AdaDim's raw α before EMA and clipping"),
+    # -- gradient shares: each weighted term's gradient w.r.t. Z ------------------------------
+    *(
+        _m(f"adadim/grad_{kind}_{term}", f"{what} of {name}", f"{text} {name} w.r.t. Z, on the step's batch")
+        for term, name in (("dimension", "L_dim"), ("nt_xent", "NT-Xent"), ("mi", "the MI term"))
+        for kind, what, text in (
+            ("norm", "‖∇_Z‖", "norm of the gradient of the weighted"),
+            ("share", "gradient share", "share of the summed gradient norms that comes from the weighted"),
+        )
+    ),
+    _m("dynamics/sigma_R", "σ_R", "Gaussian kernel width of R, fixed at the first measurement", x=""),
+    _m("dynamics/sigma_Z", "σ_Z", "Gaussian kernel width of Z, fixed at the first measurement", x=""),
     # -- per-epoch evaluation ------------------------------------------------------------
     _m("eval/linear_top1", "online probe top-1", "online linear probe on the test split", x=EPOCH),
     _m("eval/knn_top1", "kNN top-1", "kNN (k = eval.knn_k, cosine) on the test split", x=EPOCH),
@@ -82,6 +111,13 @@ _ALL: tuple[Metric, ...] = (
     _m("trainer/samples_per_s", "samples / s", "training throughput of this step"),
     _m("trainer/loop_seconds", "loop seconds", "wall time of the training loop", "s", x=""),
     _m("trainer/online_eval_seconds", "online eval seconds", "wall time of per-epoch evaluation", "s", x=""),
+    _m(
+        "trainer/measure_seconds",
+        "measurement seconds",
+        "wall time of probe forward passes, the monitor and gradient norms (inside the loop)",
+        "s",
+        x="",
+    ),
     _m("trainer/final_eval_seconds", "final eval seconds", "wall time of the final evaluation", "s", x=""),
 )
 
@@ -96,7 +132,12 @@ _SCORES = {
 }
 _FINAL = tuple(
     _m(f"final/{prefix}{name}", f"{what.split(' (')[0]}", f"{where}{what}", x="")
-    for prefix, where in (("", ""), ("val_", "validation split: "), ("random_init_", "random-init backbone: "))
+    for prefix, where in (
+        ("", ""),
+        ("val_", "validation split: "),
+        ("random_init_", "random-init backbone: "),
+        ("random_init_val_", "random-init backbone, validation split: "),
+    )
     for name, what in _SCORES.items()
 )
 

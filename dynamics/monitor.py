@@ -1,24 +1,30 @@
-"""Turn one training step's R and Z into a flat dict of dynamics metrics.
+"""Turn R and Z (a probe set's, or one training step's) into a flat dict of dynamics metrics.
 
-The keys are the ``dynamics/`` names fixed in DESIGN.md. Views are stacked along the
-sample axis before measuring (Ouyang et al., ICLR 2025, concatenate both views), so a batch
-of B images with 2 views is measured on N = 2B samples. Under ``torch.distributed`` each
-view is gathered across ranks first, in rank order, so every rank gets the numbers one
-process would get on the whole global batch.
+The keys are the ``dynamics/`` names of the metric registry (``adadim.dynamics.keys``). Views
+are stacked along the sample axis before measuring (Ouyang et al., ICLR 2025, concatenate both
+views), so B images with 2 views are measured on N = 2B samples. Under ``torch.distributed``
+each view is gathered across ranks first, in rank order, so every rank gets the numbers one
+process would get on the whole set.
+
+Dependence is read from ``dynamics/I_RZ_excess``, I(R;Z) minus its expectation over random
+sample permutations of Z (exact at order 2, see ``adadim.dynamics.permutation_null``): the raw
+``dynamics/I_RZ`` of high-dimensional features is mostly self-similarity and reads several
+nats for independent data. ``dynamics/ratio_H_I`` is H(R) / I_excess.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 
 import torch
 
-from ._validation import KERNELS, check_features, check_order, check_positive, check_sigma
-from .entropy import autocast_off, information_terms
+from ._validation import KERNELS, check_features, check_order, check_positive, check_sigma, warn_alpha_renamed
+from .entropy import DEFAULT_NULL_PERMUTATIONS, autocast_off, information_terms
 from .geometry import alignment, uniformity_from_cosine
-from .kernels import normalized_rows
+from .kernels import median_heuristic_sigma, normalized_rows
 from .spectrum import alpha_req, effective_rank, lidar
 
 PREFIX = "dynamics/"
@@ -26,9 +32,9 @@ PREFIX = "dynamics/"
 # Metric groups a monitor can run, and the keys each one writes.
 METRIC_GROUPS: dict[str, tuple[str, ...]] = {
     "entropy": ("H_R", "H_Z"),
-    "mutual_information": ("H_RZ", "I_RZ", "ratio_H_I"),
+    "mutual_information": ("H_RZ", "I_RZ", "I_RZ_excess", "ratio_H_I", "ratio_H_I_raw"),
     "permutation_baseline": ("I_RZ_perm",),
-    "normalized": ("H_R_norm", "H_Z_norm", "H_RZ_norm", "I_RZ_norm", "I_RZ_perm_norm"),
+    "normalized": ("H_R_norm", "H_Z_norm", "H_RZ_norm", "I_RZ_norm", "I_RZ_excess_norm", "I_RZ_perm_norm"),
     "effective_rank": ("erank_R", "erank_Z"),
     "uniformity": ("uniformity_Z",),
     "alignment": ("alignment_Z",),
@@ -45,6 +51,7 @@ DEFAULT_METRICS: tuple[str, ...] = (
     "alignment",
 )
 _INFORMATION_GROUPS = {"entropy", "mutual_information", "permutation_baseline", "normalized"}
+_EXCESS_GROUPS = {"mutual_information", "normalized"}
 
 
 @dataclass(frozen=True)
@@ -52,9 +59,16 @@ class MonitorSettings:
     """What the monitor measures and how.
 
     - ``metrics``: names from ``METRIC_GROUPS``; ``alpha_req`` and ``lidar`` are off by default.
-    - ``alpha``, ``kernel``, ``sigma``: the Rényi order and kernel of every entropy and MI.
-      alpha = 2 uses the Frobenius fast path.
-    - ``n_permutations``, ``seed``: the permutation baseline I(R; πZ).
+    - ``order``, ``kernel``: the Rényi order and kernel of every entropy and MI. Order 2 uses
+      the Frobenius fast path and the exact permutation null. ``alpha=`` is the deprecated name
+      of ``order`` (one more release, with a DeprecationWarning; it wins over a default order).
+    - ``sigma``, ``sigma_r``, ``sigma_z``: Gaussian widths. ``sigma`` sets both; ``sigma_r`` /
+      ``sigma_z`` override it for R / Z. A width left None is re-estimated by the median
+      heuristic at every measurement; ``DynamicsMonitor.calibrate`` fixes it once instead.
+    - ``n_permutations``, ``seed``: the sampled baseline ``I_RZ_perm`` = mean I(R; πZ).
+    - ``null_permutations``: permutations behind ``I_RZ_excess`` at orders other than 2 (at
+      least 2; at order 2 the null is exact and this is unused). They extend the baseline's
+      seeded draws, so the first ``n_permutations`` are shared.
     - ``erank_eps``: 0 for Roy–Vetterli, 1e-7 for RankMe.
     - ``uniformity_t``, ``alignment_alpha``: Wang & Isola's t and α.
     - ``alpha_req_range``: 1-based eigenvalue ranks of the α-ReQ fit.
@@ -63,10 +77,13 @@ class MonitorSettings:
     """
 
     metrics: tuple[str, ...] = DEFAULT_METRICS
-    alpha: float = 2.0
+    order: float = 2.0
     kernel: str = "cosine"
     sigma: float | None = None
+    sigma_r: float | None = None
+    sigma_z: float | None = None
     n_permutations: int = 4
+    null_permutations: int = DEFAULT_NULL_PERMUTATIONS
     seed: int = 0
     erank_eps: float = 0.0
     uniformity_t: float = 2.0
@@ -75,25 +92,43 @@ class MonitorSettings:
     lidar_delta: float = 1e-4
     lidar_eps: float = 1e-7
     gather: bool = True
+    alpha: InitVar[float | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, alpha: float | None) -> None:
+        if alpha is not None:
+            if self.order != 2.0 and float(self.order) != float(alpha):
+                raise TypeError(f"MonitorSettings got order={self.order!r} and alpha={alpha!r}; pass order= only")
+            # stacklevel 4: helper -> __post_init__ -> __init__ -> the caller.
+            warn_alpha_renamed("MonitorSettings", stacklevel=4)
+            object.__setattr__(self, "order", alpha)
         metrics = tuple(self.metrics)
         unknown = [m for m in metrics if m not in METRIC_GROUPS]
         if unknown:
             raise ValueError(f"unknown dynamics metric(s) {unknown}; choose from {sorted(METRIC_GROUPS)}")
         object.__setattr__(self, "metrics", metrics)
-        check_order(self.alpha)
+        object.__setattr__(self, "order", check_order(self.order))
         if self.kernel not in KERNELS:
             raise ValueError(f"unknown kernel {self.kernel!r}; choose one of {', '.join(KERNELS)}")
-        check_sigma(self.sigma)
+        for name in ("sigma", "sigma_r", "sigma_z"):
+            object.__setattr__(self, name, check_sigma(getattr(self, name), name))
         if int(self.n_permutations) < 1:
             raise ValueError(f"n_permutations must be >= 1, got {self.n_permutations!r}")
+        if int(self.null_permutations) < 2:
+            raise ValueError(f"null_permutations must be >= 2, got {self.null_permutations!r}")
         check_positive(self.erank_eps, "erank_eps", allow_zero=True)
         check_positive(self.uniformity_t, "uniformity_t")
         check_positive(self.alignment_alpha, "alignment_alpha")
         check_positive(self.lidar_delta, "lidar_delta")
         check_positive(self.lidar_eps, "lidar_eps", allow_zero=True)
         object.__setattr__(self, "alpha_req_range", tuple(int(v) for v in self.alpha_req_range))
+
+    @property
+    def widths(self) -> tuple[float | None, float | None]:
+        """The Gaussian widths (of R, of Z) in effect; None means the median heuristic each time."""
+        return (
+            self.sigma_r if self.sigma_r is not None else self.sigma,
+            self.sigma_z if self.sigma_z is not None else self.sigma,
+        )
 
     def keys(self) -> list[str]:
         """Every key this monitor can write (views-dependent keys included)."""
@@ -135,14 +170,20 @@ def _as_views(x: torch.Tensor | Sequence[torch.Tensor], name: str) -> list[torch
     return [view.flatten(1) if view.dim() > 2 else view for view in views]
 
 
+def _nan() -> torch.Tensor:
+    return torch.tensor(math.nan)
+
+
 class DynamicsMonitor:
-    """Measure a step's representation R and embedding Z.
+    """Measure a representation R and an embedding Z.
 
     ``monitor(r, z)`` takes R and Z, each a tensor (N×D) or a sequence of views (each B×D,
     row i of every view being the same image). It returns ``{"dynamics/H_R": float, ...}``
     with the keys of ``settings.metrics``; ``alignment`` and ``lidar`` need at least two
     views and are left out otherwise. ``dynamics/n_samples`` records the N measured, for
     normalizing by log N later. Runs without gradient, in float32 or better, autocast off.
+
+    ``calibrate(r, z)`` fixes the Gaussian widths once (see its docstring).
     """
 
     def __init__(self, settings: MonitorSettings | None = None, **overrides) -> None:
@@ -155,8 +196,8 @@ class DynamicsMonitor:
     def __call__(self, r, z) -> dict[str, float]:
         return self.measure(r, z)
 
-    @torch.no_grad()
-    def measure(self, r, z) -> dict[str, float]:
+    def _prepare(self, r, z) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Validated, detached, gathered views in float32 (float64 kept)."""
         s = self.settings
         r_views, z_views = _as_views(r, "r"), _as_views(z, "z")
         self._validate(r_views, z_views)
@@ -164,6 +205,31 @@ class DynamicsMonitor:
         z_views = [gather_rows(v.detach()) for v in z_views] if s.gather else [v.detach() for v in z_views]
         r_views = [v.double() if v.dtype == torch.float64 else v.float() for v in r_views]
         z_views = [v.double() if v.dtype == torch.float64 else v.float() for v in z_views]
+        return r_views, z_views
+
+    @torch.no_grad()
+    def calibrate(self, r, z) -> dict[str, float]:
+        """Fix the Gaussian kernel widths of R and Z for every later measurement.
+
+        Takes R and Z like ``measure`` (views stacked, gathered across ranks) and sets each
+        width not fixed yet (``sigma_r`` / ``sigma_z``, or ``sigma`` for both) to the median
+        heuristic on these samples: the median pairwise distance. Widths already fixed, by the
+        settings or by an earlier call, are kept, so calling it again changes nothing. Returns
+        ``{"sigma_r": ..., "sigma_z": ...}``, the widths now in effect, for the run's record.
+        Meant for step 0 on a fixed probe set, so that later changes of H and I are not changes
+        of the width. The widths are used by the ``gaussian`` kernel only.
+        """
+        r_views, z_views = self._prepare(r, z)
+        with autocast_off(r_views[0].device):
+            current_r, current_z = self.settings.widths
+            sigma_r = current_r if current_r is not None else median_heuristic_sigma(torch.cat(r_views))
+            sigma_z = current_z if current_z is not None else median_heuristic_sigma(torch.cat(z_views))
+        self.settings = dataclasses.replace(self.settings, sigma_r=float(sigma_r), sigma_z=float(sigma_z))
+        return {"sigma_r": float(sigma_r), "sigma_z": float(sigma_z)}
+
+    @torch.no_grad()
+    def measure(self, r, z) -> dict[str, float]:
+        r_views, z_views = self._prepare(r, z)
         with autocast_off(r_views[0].device):
             values = self._measure(r_views, z_views)
         names = list(values)
@@ -194,21 +260,29 @@ class DynamicsMonitor:
         out: dict[str, torch.Tensor] = {"n_samples": torch.tensor(float(n))}
         cosine_z = None
         if groups & _INFORMATION_GROUPS:
-            n_perm = s.n_permutations if groups & {"permutation_baseline"} else 0
-            terms = information_terms(r, z, s.alpha, s.kernel, s.sigma, "auto", n_perm, s.seed)
+            n_perm = s.n_permutations if "permutation_baseline" in groups else 0
+            null_perm = s.null_permutations if groups & _EXCESS_GROUPS else None
+            terms = information_terms(r, z, s.order, s.kernel, s.widths, "auto", n_perm, s.seed, null_perm)
             if s.kernel == "cosine":
                 cosine_z = terms["gram_y"] * n  # A = K / N for the cosine kernel
             h_r, h_z, h_rz, i_rz = (terms[k] for k in ("entropy_x", "entropy_y", "joint_entropy", "mutual_information"))
             if "entropy" in groups:
                 out.update(H_R=h_r, H_Z=h_z)
             if "mutual_information" in groups:
-                ratio = h_r / i_rz if float(i_rz) > 1e-12 else torch.tensor(math.nan)
-                out.update(H_RZ=h_rz, I_RZ=i_rz, ratio_H_I=ratio)
+                excess = terms["excess_mutual_information"]
+                out.update(
+                    H_RZ=h_rz,
+                    I_RZ=i_rz,
+                    I_RZ_excess=excess,
+                    ratio_H_I=h_r / excess if float(excess) > 0 else _nan(),
+                    ratio_H_I_raw=h_r / i_rz if float(i_rz) > 1e-12 else _nan(),
+                )
             if n_perm:
                 out["I_RZ_perm"] = terms["permuted_mutual_information"]
             if "normalized" in groups:
                 log_n = math.log(n)
                 out.update(H_R_norm=h_r / log_n, H_Z_norm=h_z / log_n, H_RZ_norm=h_rz / log_n, I_RZ_norm=i_rz / log_n)
+                out["I_RZ_excess_norm"] = terms["excess_mutual_information"] / log_n
                 if n_perm:
                     out["I_RZ_perm_norm"] = terms["permuted_mutual_information"] / log_n
         if "effective_rank" in groups:

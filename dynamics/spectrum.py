@@ -1,4 +1,5 @@
-"""Spectral measures of a representation: effective rank, α-ReQ and LiDAR.
+"""Spectral measures of a representation: effective rank, α-ReQ and LiDAR, and the expected
+effective rank of white noise (a reference scale for the effective rank).
 
 Singular values are taken from the eigenvalues of the smaller side of the Gram matrix,
 formed and decomposed in float64: forming a float32 Gram squares the condition number, and
@@ -9,6 +10,9 @@ the numerical-rank cut σ_1² · min(N, D) · eps64 count as zero, so singular v
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 from ._validation import check_features, check_positive
@@ -46,6 +50,56 @@ def effective_rank(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
         p = sigma / total + eps
         entropy = -torch.where(p > 0, p * torch.log(p.clamp_min(1e-300)), torch.zeros_like(p)).sum()
         return torch.exp(entropy).to(measurement_dtype(x.dtype))
+
+
+WHITE_NOISE_METHODS = ("marchenko_pastur", "monte_carlo")
+
+
+def white_noise_effective_rank(
+    n: int, d: int, method: str = "marchenko_pastur", draws: int = 4, seed: int = 0
+) -> float:
+    """Expected ``effective_rank`` (eps = 0) of an n×d matrix of i.i.d. standard Gaussians.
+
+    A reference scale for the effective rank of N samples in D dimensions: dividing a measured
+    erank by it gives a number near 1 for white-noise features at any (N, D), unlike dividing
+    by min(N, D) (white noise reaches min(N, D) only when one side is much larger).
+
+    - ``marchenko_pastur`` (default, deterministic, microseconds): with m = min(n, d),
+      λ = m / max(n, d), the squared singular values / max(n, d) follow the Marchenko–Pastur
+      law of ratio λ (Marchenko & Pastur, Math. USSR-Sbornik 1967), with density
+      √((b - x)(x - a)) / (2πλx) on [a, b] = [(1 - √λ)², (1 + √λ)²]. For singular values s = √x,
+      erank = exp(H(s / Σs)) → m · E[s] · exp(-E[s log s] / E[s]). The integrals use 256-node
+      Gauss–Legendre quadrature after x = a + (b - a)(1 - cos θ)/2, which removes the edge
+      singularities. This is the large-matrix limit: it matches the Monte-Carlo mean to
+      about 0.2% once min(n, d) ≥ 30 (2.5% at 16×16).
+    - ``monte_carlo``: the mean ``effective_rank`` of ``draws`` seeded float64 Gaussian
+      matrices; exact in expectation at any size, at the cost of ``draws`` decompositions.
+    """
+    n, d = int(n), int(d)
+    if n < 1 or d < 1:
+        raise ValueError(f"white_noise_effective_rank needs n >= 1 and d >= 1, got n={n}, d={d}")
+    if method not in WHITE_NOISE_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(WHITE_NOISE_METHODS)}")
+    if method == "monte_carlo":
+        if int(draws) < 1:
+            raise ValueError(f"draws must be >= 1, got {draws!r}")
+        generator = torch.Generator().manual_seed(int(seed))
+        draws_of_noise = (torch.randn(n, d, generator=generator, dtype=torch.float64) for _ in range(draws))
+        return float(np.mean([float(effective_rank(x)) for x in draws_of_noise]))
+    m = min(n, d)
+    if m == 1:
+        return 1.0  # a single singular value
+    ratio = m / max(n, d)
+    lo, hi = (1.0 - math.sqrt(ratio)) ** 2, (1.0 + math.sqrt(ratio)) ** 2
+    nodes, weights = np.polynomial.legendre.leggauss(256)
+    theta = (nodes + 1.0) * (math.pi / 2)
+    x = lo + (hi - lo) * (1.0 - np.cos(theta)) / 2
+    # density(x) dx in θ: the square root of the density cancels against dx/dθ.
+    measure = weights * (math.pi / 2) * (hi - lo) ** 2 / 4 * np.sin(theta) ** 2 / (2 * math.pi * ratio * x)
+    s = np.sqrt(x)
+    mean_s = float((measure * s).sum())
+    mean_s_log_s = float((measure * s * np.log(s)).sum())
+    return float(m * mean_s * math.exp(-mean_s_log_s / mean_s))
 
 
 def alpha_req(

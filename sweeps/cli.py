@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .spec import SweepError, load_sweep
+from .spec import MAX_TRIALS, SweepError, grid_size, load_sweep, wandb_unsafe_values
 
 SWEEP_ID = re.compile(r"Created sweep with ID:\s*(\S+)")
 AGENT_LINE = re.compile(r"wandb agent (\S+)")
@@ -31,6 +31,12 @@ def add_parser(commands, name: str = "sweep", help_text: str = "") -> None:
     local.add_argument("--count", type=int, default=None, help="number of trials (random/bayes; caps a grid)")
     local.add_argument("--root", default="runs/sweeps", help="where trial runs go: ROOT/<sweep name>/<trial id>")
     local.add_argument("--seed", type=int, default=0, help="seed of the random and bayes search")
+    local.add_argument(
+        "--max-trials",
+        type=int,
+        default=MAX_TRIALS,
+        help=f"refuse a grid (or --count) of more trials than this, before building it (default {MAX_TRIALS:,})",
+    )
     local.add_argument("overrides", nargs="*", help="key=value added to every trial (e.g. optim.epochs=20)")
     validate = actions.add_parser("validate", help="check FILE against the trainer's config and exit")
     validate.add_argument("file")
@@ -69,6 +75,12 @@ def parse_created(output: str) -> tuple[str, str | None]:
 
 def _create(args) -> int:
     sweep = load_sweep(args.file)
+    unsafe = wandb_unsafe_values(sweep)
+    if unsafe:
+        raise SweepError(
+            f"W&B passes values unquoted and the trainer would not read {unsafe[0]!r} as written "
+            "(a '#' starts a YAML comment); change the value, or run the file with `adadim sweep local`"
+        )
     result = subprocess.run(create_command(str(sweep.path), args.project, args.entity), capture_output=True, text=True)
     output = result.stdout + result.stderr
     if result.returncode != 0:
@@ -85,7 +97,8 @@ def run(args) -> int:
     try:
         if args.sweep_command == "validate":
             sweep = load_sweep(args.file)
-            print(f"{sweep.path}: valid {sweep.method} sweep over {', '.join(p.key for p in sweep.parameters)}")
+            size = f" ({grid_size(sweep):,} combinations)" if sweep.method == "grid" else ""
+            print(f"{sweep.path}: valid {sweep.method} sweep{size} over {', '.join(p.key for p in sweep.parameters)}")
             return 0
         if args.sweep_command == "create":
             return _create(args)
@@ -93,12 +106,15 @@ def run(args) -> int:
             return subprocess.call(agent_command(args.sweep_id, args.count, args.project, args.entity))
         from .local import LocalSweep
 
+        if args.max_trials < 1 or (args.count is not None and args.count < 1):
+            raise SweepError("--max-trials and --count must be >= 1")
         runner = LocalSweep(
             load_sweep(args.file), Path(args.root), max(1, args.parallel), args.count, args.seed, list(args.overrides)
         )
+        runner.max_trials = args.max_trials
         code = runner.run()
         print(runner.report())
         return code
-    except SweepError as error:
+    except (SweepError, OSError) as error:  # a refused file; an unreadable file or unwritable --root
         print(f"adadim sweep: {error}", file=sys.stderr)
         return 2

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .spec import Sweep, SweepError, grid_trials, overrides, random_trials
+from .spec import MAX_TRIALS, Sweep, SweepError, check_trial_count, grid_trials, overrides, random_trials
 
 
 @dataclass
@@ -48,6 +48,7 @@ class LocalSweep:
     extra: list[str] = field(default_factory=list)
     python: str = sys.executable
     poll_seconds: float = 0.2
+    max_trials: int = MAX_TRIALS  # refuse to build more trials than this (a grid's size, or --count)
 
     def __post_init__(self) -> None:
         self.directory = self.root / self.sweep.name
@@ -60,13 +61,20 @@ class LocalSweep:
     def _load_state(self) -> None:
         if not self.state_path.is_file():
             return
-        state = json.loads(self.state_path.read_text())
-        if state.get("digest") != self.sweep.digest():
+        try:
+            state = json.loads(self.state_path.read_text())
+            digest = state.get("digest")
+            trials = {t["trial_id"]: Trial(**t) for t in state["trials"]}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:  # garbled, or not ours
+            raise SweepError(
+                f"{self.state_path} is unreadable ({type(error).__name__}); move it aside to start the sweep over"
+            ) from None
+        if digest != self.sweep.digest():
             raise SweepError(
                 f"{self.state_path} was written for a different version of {self.sweep.path.name}; "
                 "use another --root or restore the file"
             )
-        self.trials = {t["trial_id"]: Trial(**t) for t in state["trials"]}
+        self.trials = trials
 
     def _save_state(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -83,12 +91,14 @@ class LocalSweep:
 
     def _planned(self) -> list[dict]:
         if self.sweep.method == "grid":
-            trials = grid_trials(self.sweep)
-            return trials[: self.count] if self.count else trials
+            return grid_trials(self.sweep, self.max_trials, self.count or None)
         count = self.count or self.sweep.run_cap
         if not count:
             raise SweepError(f"a {self.sweep.method} sweep needs --count or run_cap in the file")
-        return random_trials(self.sweep, count, self.seed) if self.sweep.method == "random" else []
+        if self.sweep.method == "bayes":  # asked for one at a time by Optuna
+            check_trial_count(count, self.max_trials, "a bayes sweep of")
+            return []
+        return random_trials(self.sweep, count, self.seed, self.max_trials)
 
     def _trial_id(self, index: int) -> str:
         return f"{self.sweep.name}-{index:03d}"
@@ -116,14 +126,20 @@ class LocalSweep:
     # ---- running ------------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Run every pending trial; returns 0, 1 if any trial failed, 130 if interrupted."""
+        """Run every pending trial; returns 0, 1 if any trial failed, 130 if interrupted. A sweep
+        refused here (too many trials, a foreign sweep.json, an unwritable --root) writes nothing."""
         self._load_state()
+        planned = self._planned()  # checks the trial count before anything is built or written
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SweepError(f"cannot write the sweep folder {self.directory}: {error.strerror or error}") from None
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             if self.sweep.method == "bayes":
                 self._run_bayes()
             else:
-                for index, params in enumerate(self._planned()):
+                for index, params in enumerate(planned):
                     trial_id = self._trial_id(index)
                     known = self.trials.get(trial_id)
                     if known is not None and known.params != params:
@@ -200,8 +216,6 @@ class LocalSweep:
                     optuna.trial.create_trial(params=trial.params, distributions=distributions, value=trial.metric)
                 )
         count = self.count or self.sweep.run_cap
-        if not count:
-            raise SweepError("a bayes sweep needs --count or run_cap in the file")
         pending = [t for t in self.trials.values() if t.status != "finished"]
         self._execute(pending)
         for trial in pending:

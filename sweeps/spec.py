@@ -2,9 +2,10 @@
 trial generation for the local runner.
 
 A sweep file is refused, before anything runs, when it has an unknown top-level key, an
-unsupported search method, no metric, a command that is not ``adadim train`` (or the
-torchrun wrapper) with ``${args_no_hyphens}``, an unknown parameter, or a value the
-trainer's config would refuse (an unsupported method among them).
+unsupported search method, no metric, a command other than one of `COMMANDS`, a name that
+is not a safe folder name, an unknown parameter, or a value the trainer's config would
+refuse (an unsupported method among them). A grid larger than a limit (`MAX_TRIALS`) is
+refused before it is built.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from typing import Any
 
 import numpy as np
 import yaml
+from adadim.training.config import is_safe_name, yaml_comment
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 SEARCH_METHODS = ("grid", "random", "bayes")
 TOP_LEVEL = {
@@ -36,6 +40,16 @@ TOP_LEVEL = {
 }
 DISTRIBUTIONS = ("constant", "categorical", "int_uniform", "uniform", "log_uniform_values", "q_uniform")
 SWEEP_DIR = Path(__file__).parent
+ARGS = "${args_no_hyphens}"
+# The commands a sweep may run, as token lists (W&B's optional leading "${env}" aside).
+COMMANDS = (
+    f"[adadim, train, {ARGS}]",
+    f"[python, -m, adadim.training.cli, train, {ARGS}]",
+    f"[bash, sweeps/torchrun-train.sh, {ARGS}]",
+)
+PYTHONS = ("python", "python3", "${interpreter}")
+# The most trials a local sweep builds at once (a grid's size, or --count); --max-trials changes it.
+MAX_TRIALS = 10_000
 
 
 class SweepError(ValueError):
@@ -79,14 +93,47 @@ def resolve_path(name: str) -> Path:
     )
 
 
+_UNREADABLE = object()
+
+
+def _read_plain(text: str):
+    """What the trainer makes of ``key=text``, or _UNREADABLE (a '#' comment, a YAML error)."""
+    if yaml_comment(text):
+        return _UNREADABLE
+    try:
+        return OmegaConf.to_container(OmegaConf.from_dotlist([f"v={text}"]))["v"]
+    except (yaml.YAMLError, OmegaConfBaseException, ValueError):
+        return _UNREADABLE
+
+
+def reads_back(text: str) -> bool:
+    """Whether ``key=text`` reaches the trainer as ``text`` itself, or as the number, boolean,
+    null or list it spells; False when YAML would cut (``exp #1``), reshape (``a: b``), empty
+    or refuse it."""
+    parsed = _read_plain(text)
+    if isinstance(parsed, str):
+        return parsed == text
+    if parsed is None:
+        return text.strip() in ("null", "Null", "NULL", "~")
+    return parsed is not _UNREADABLE and not isinstance(parsed, dict)
+
+
 def format_value(value: Any) -> str:
-    """A value as an OmegaConf dotlist literal."""
+    """A value as an OmegaConf dotlist literal the trainer reads back unchanged: text that YAML
+    would alter is double-quoted (a JSON string is a YAML double-quoted scalar). Text that spells
+    a number, boolean, null or list is passed as written, as W&B passes it."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
     if isinstance(value, list | tuple):
-        return "[" + ",".join(format_value(v) for v in value) + "]"
+        # Inside [...] a comma or bracket in plain text would split or nest the list: text is quoted.
+        items = (
+            json.dumps(v) if isinstance(v, str) and isinstance(_read_plain(v), str) else format_value(v) for v in value
+        )
+        return "[" + ",".join(items) + "]"
+    if isinstance(value, str) and not reads_back(value):
+        return json.dumps(value)
     return str(value)
 
 
@@ -123,10 +170,26 @@ def _parameter(key: str, spec: Any) -> Parameter:
     raise SweepError(f"parameter {key!r} needs value, values, or min and max")
 
 
+def _allowed_command(tokens: list[str]) -> bool:
+    if tokens[:1] == ["${env}"]:
+        tokens = tokens[1:]
+    if tokens == ["adadim", "train", ARGS]:
+        return True
+    if len(tokens) == 5 and tokens[1:] == ["-m", "adadim.training.cli", "train", ARGS]:
+        return tokens[0] in PYTHONS or Path(tokens[0]).name in ("python", "python3")
+    if tokens[:1] == ["bash"]:
+        tokens = tokens[1:]
+    return len(tokens) == 2 and Path(tokens[0]).name == "torchrun-train.sh" and tokens[1] == ARGS
+
+
 def _check_command(command) -> None:
-    text = " ".join(map(str, command or []))
-    if "${args_no_hyphens}" not in text or not (("adadim" in text and "train" in text) or "torchrun-train.sh" in text):
-        raise SweepError("command must run 'adadim train' (or sweeps/torchrun-train.sh) with ${args_no_hyphens}")
+    """The command as a token list: exactly one of `COMMANDS`. Nothing else is run, so a
+    command that merely mentions adadim and train is refused."""
+    ok = isinstance(command, list) and all(isinstance(t, str) for t in command) and _allowed_command(command)
+    if not ok:
+        raise SweepError(
+            f"command must run 'adadim train' with {ARGS}, as one of {', '.join(COMMANDS)}; got {command!r}"
+        )
 
 
 def _check_against_config(params: list[Parameter]) -> None:
@@ -145,7 +208,9 @@ def _check_against_config(params: list[Parameter]) -> None:
 def load_sweep(name: str) -> Sweep:
     path = resolve_path(name)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SweepError(f"{path}: not a text file") from None
     except yaml.YAMLError as error:
         raise SweepError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(raw, dict):
@@ -157,7 +222,11 @@ def load_sweep(name: str) -> Sweep:
     if method not in SEARCH_METHODS:
         raise SweepError(f"{path}: search method {method!r} is not supported; choose {', '.join(SEARCH_METHODS)}")
     metric = raw.get("metric") or {}
-    if not metric.get("name") or metric.get("goal", "maximize") not in ("maximize", "minimize"):
+    if (
+        not isinstance(metric, dict)
+        or not metric.get("name")
+        or metric.get("goal", "maximize") not in ("maximize", "minimize")
+    ):
         raise SweepError(f"{path}: metric needs a name and a goal of maximize or minimize")
     _check_command(raw.get("command"))
     if not isinstance(raw.get("parameters"), dict) or not raw["parameters"]:
@@ -169,7 +238,27 @@ def load_sweep(name: str) -> Sweep:
             raise SweepError(f"{path}: a grid sweep needs value or values for {', '.join(bad)}")
     _check_against_config(params)
     name = raw.get("name") or path.stem
-    return Sweep(name, method, metric["name"], metric.get("goal", "maximize"), params, raw.get("run_cap"), raw, path)
+    # The name is a folder under --root and the prefix of every trial's run.id.
+    if not is_safe_name(name) or len(name) > 80:
+        raise SweepError(
+            f"{path}: sweep name {name!r} is not a safe folder name: use at most 80 letters, digits, '-', '_', '.', "
+            "starting with a letter or digit (set name: in the file)"
+        )
+    run_cap = raw.get("run_cap")
+    if run_cap is not None and (isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1):
+        raise SweepError(f"{path}: run_cap must be a positive integer, got {run_cap!r}")
+    return Sweep(name, method, metric["name"], metric.get("goal", "maximize"), params, run_cap, raw, path)
+
+
+def wandb_unsafe_values(sweep: Sweep) -> list[str]:
+    """Values W&B would pass unquoted (``key=value``) that the trainer would not read back as
+    written; the local runner quotes them, an online sweep cannot."""
+    bad = []
+    for p in sweep.parameters:
+        for value in p.values or []:
+            texts = value if isinstance(value, list) else [value]
+            bad += [f"{p.key}={t}" for t in texts if isinstance(t, str) and not reads_back(t)]
+    return bad
 
 
 # ---- trials ------------------------------------------------------------------------------
@@ -188,7 +277,26 @@ def effective(params: dict) -> dict:
     return out
 
 
-def grid_trials(sweep: Sweep) -> list[dict]:
+def grid_size(sweep: Sweep) -> int:
+    """Combinations in a grid, before skipping the ones that differ only in ignored settings."""
+    return math.prod(len(p.values) for p in sweep.parameters)
+
+
+def check_trial_count(count: int, limit: int, what: str) -> None:
+    if count > limit:
+        raise SweepError(
+            f"{what} {count:,} trials, more than the limit of {limit:,}; "
+            "take fewer with --count, or raise the limit with --max-trials"
+        )
+
+
+def grid_trials(sweep: Sweep, limit: int = MAX_TRIALS, count: int | None = None) -> list[dict]:
+    """Every distinct combination, in order; with ``count``, the first ``count`` of them. The
+    size is checked against ``limit`` before anything is built."""
+    if count is None:
+        check_trial_count(grid_size(sweep), limit, "the grid has")
+    else:
+        check_trial_count(count, limit, "--count asks for")
     keys = [p.key for p in sweep.parameters]
     seen, trials = set(), []
     for combo in itertools.product(*(p.values for p in sweep.parameters)):
@@ -197,6 +305,8 @@ def grid_trials(sweep: Sweep) -> list[dict]:
         if fingerprint not in seen:
             seen.add(fingerprint)
             trials.append(params)
+            if count is not None and len(trials) == count:
+                break
     return trials
 
 
@@ -211,6 +321,7 @@ def _sample(p: Parameter, rng: np.random.Generator):
     return round(value / p.q) * p.q if p.q else value
 
 
-def random_trials(sweep: Sweep, count: int, seed: int) -> list[dict]:
+def random_trials(sweep: Sweep, count: int, seed: int, limit: int = MAX_TRIALS) -> list[dict]:
+    check_trial_count(count, limit, f"a {sweep.method} sweep of")
     rng = np.random.default_rng(seed)
     return [effective({p.key: _sample(p, rng) for p in sweep.parameters}) for _ in range(count)]

@@ -31,16 +31,20 @@ def run(args) -> int:
 
     try:
         sweep = load_sweep(args.file)
-    except SweepError as error:
+        runner = LocalSweep(sweep, Path(args.root), max(1, args.parallel), None, 0, list(args.overrides))
+        code = runner.run()
+    except (SweepError, OSError) as error:  # a refused sweep file, an unwritable --root
         print(f"adadim study: {error}", file=sys.stderr)
         return 2
-    runner = LocalSweep(sweep, Path(args.root), max(1, args.parallel), None, 0, list(args.overrides))
-    code = runner.run()
     print(runner.report())
     if code == 130:
         return code
     source = Path(args.root) / runner.sweep.name
-    result = analyze(source, args.out, AnalysisOptions(by="method", n_resamples=args.resamples, progress=False))
+    try:
+        result = analyze(source, args.out, AnalysisOptions(by="method", n_resamples=args.resamples, progress=False))
+    except (ValueError, OSError) as error:  # no usable runs, an unwritable --out
+        print(f"adadim study: analysis: {error}", file=sys.stderr)
+        return 2
     keys = ["final/linear_top1", "final/lowlabel_top1", "final/knn_top1", "final/knn_weighted_top1"]
     keys += [f"final/random_init_{k[6:]}" for k in keys]
     table = accuracy_table(result.runset, [k for k in keys if k in result.runset.runs], by="method")

@@ -1,7 +1,8 @@
 """An independent float64 NumPy/SciPy reference for the dynamics estimators.
 
-Written from the formulas in shared/REFERENCES.md, with no code shared with `dynamics`:
-every spectrum comes from a full eigendecomposition of the N×N (or D×D) matrix in float64.
+Written from the published formulas (cited in the `dynamics` docstrings), with no code shared
+with `dynamics`: every spectrum comes from a full eigendecomposition of the N×N (or D×D) matrix
+in float64. A Gaussian ``sigma`` for a pair of inputs may be one width or a (sigma_x, sigma_y) pair.
 """
 
 from __future__ import annotations
@@ -48,15 +49,21 @@ def renyi_entropy(x, alpha, kernel, sigma=None) -> float:
     return entropy(gram(x, kernel, sigma), alpha)
 
 
+def _pair(sigma):
+    return tuple(sigma) if isinstance(sigma, (tuple, list)) else (sigma, sigma)
+
+
 def joint_entropy(x, y, alpha, kernel, sigma=None) -> float:
-    ab = gram(x, kernel, sigma) * gram(y, kernel, sigma)
+    sigma_x, sigma_y = _pair(sigma)
+    ab = gram(x, kernel, sigma_x) * gram(y, kernel, sigma_y)
     return entropy(ab / np.trace(ab), alpha)
 
 
 def mutual_information(x, y, alpha, kernel, sigma=None) -> float:
+    sigma_x, sigma_y = _pair(sigma)
     return (
-        renyi_entropy(x, alpha, kernel, sigma)
-        + renyi_entropy(y, alpha, kernel, sigma)
+        renyi_entropy(x, alpha, kernel, sigma_x)
+        + renyi_entropy(y, alpha, kernel, sigma_y)
         - joint_entropy(x, y, alpha, kernel, sigma)
     )
 

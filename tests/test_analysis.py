@@ -9,7 +9,7 @@ import wandb
 from adadim.analysis import load_runs, loading
 from adadim.analysis.loading import run_from_api
 from adadim.analysis.report import AnalysisOptions, analyze
-from adadim.analysis.studies import coupling, equilibrium, intermediate_optimum, ratio_vs_accuracy, trajectories
+from adadim.analysis.studies import MIXED, NAIVE, coupling, equilibrium, optimum, ratio_accuracy, trajectories
 from adadim.sweeps.console import main
 from adadim.training.config import load_config
 from adadim.training.trainer import train
@@ -37,36 +37,43 @@ def test_planted_correlation_is_recovered_with_honest_intervals(tmp_path):
     accuracy = 0.5 + 0.1 * ratio + rng.normal(0, 0.02, 24)
     groups = ["a" if k % 2 else "b" for k in range(24)]
     rs = _runs_with_equilibria(tmp_path, ratio, accuracy, groups)
-    table = ratio_vs_accuracy(rs, **FAST).set_index(["scope", "method"])
+    table = ratio_accuracy(rs, **FAST)
+    assert (table["p_holm"] >= table["p_value"]).all()
+    table = table.set_index(["scope", "statistic"])
     for method in ("pearson", "spearman", "kendall"):
-        row = table.loc[("pooled", method)]
+        row = table.loc[(NAIVE, method)]
         assert row["n"] == 24
         assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
-        assert row["ci_low"] > 0.5 and row["p_permutation"] < 0.01
-    pearson = table.loc[("pooled", "pearson")]
+        assert row["ci_low"] > 0.5 and row["p_value"] < 0.01
+    pearson = table.loc[(NAIVE, "pearson")]
     assert pearson["estimate"] == pytest.approx(np.corrcoef(ratio, accuracy)[0, 1], abs=1e-9)
-    assert set(table.index.get_level_values("scope")) == {"pooled", "a", "b"}
+    slope = table.loc[(MIXED, "slope")]
+    assert slope["ci_low"] < 0.1 < slope["ci_high"] and slope["p_value"] < 0.01
+    assert table.loc[("within groups", "pearson"), "p_value"] < 0.01
+    assert set(table.index.get_level_values("scope")) == {NAIVE, MIXED, "within groups", "group a", "group b"}
 
 
 def test_no_correlation_gives_an_interval_around_zero(tmp_path):
     rng = np.random.default_rng(1)
     rs = _runs_with_equilibria(tmp_path, rng.uniform(1, 3, 30), rng.uniform(0.8, 0.9, 30))
-    row = ratio_vs_accuracy(rs, **FAST).set_index(["scope", "method"]).loc[("pooled", "spearman")]
-    assert row["ci_low"] < 0 < row["ci_high"] and row["p_permutation"] > 0.05
+    row = ratio_accuracy(rs, **FAST).set_index(["scope", "statistic"]).loc[(NAIVE, "spearman")]
+    assert row["ci_low"] < 0 < row["ci_high"] and row["p_value"] > 0.05
 
 
-def test_planted_quadratic_optimum(tmp_path):
+def test_planted_interior_optimum(tmp_path):
     rng = np.random.default_rng(2)
     h = np.linspace(1.0, 3.0, 21)
     accuracy = 0.95 - 0.1 * (h - 2.2) ** 2 + rng.normal(0, 0.002, h.size)
     rs = _runs_with_equilibria(tmp_path, h, accuracy)
-    fit = intermediate_optimum(rs, xs=("dynamics/H_R",), **FAST).iloc[0]
-    assert fit["vertex"] == pytest.approx(2.2, abs=0.05)
-    assert fit["ci_low"] < 2.2 < fit["ci_high"]
-    assert fit["concave"] and fit["intermediate_optimum"] and fit["r2"] > 0.95
-    # A monotone relation: the vertex falls outside the data, no intermediate optimum.
+    fits = optimum(rs, xs=("dynamics/H_R",)).set_index("scope")
+    fit = fits.loc[MIXED]
+    assert fit["interior_optimum"] and fit["b1"] > 0 > fit["b2"] and fit["p_holm"] < 1e-3
+    assert 1.8 < fit["breakpoint"] < 2.6 and fit["b1_ci_low"] > 0 and fit["b2_ci_high"] < 0
+    # The parabola stays as a description: its vertex sits at the planted peak.
+    assert fit["quadratic_vertex"] == pytest.approx(2.2, abs=0.05) and fit["quadratic_r2"] > 0.95
+    # A monotone relation: no interior optimum.
     monotone = _runs_with_equilibria(tmp_path / "m", h, 0.5 + 0.1 * h + rng.normal(0, 0.002, h.size))
-    assert not intermediate_optimum(monotone, xs=("dynamics/H_R",), **FAST).iloc[0]["intermediate_optimum"]
+    assert not optimum(monotone, xs=("dynamics/H_R",))["interior_optimum"].any()
 
 
 def test_planted_coupling_early_positive_late_negative(tmp_path):
@@ -77,13 +84,20 @@ def test_planted_coupling_early_positive_late_negative(tmp_path):
         # early: I moves with H; late: against it
         return np.where(t <= 0.5, np.sin(12 * t), -np.sin(12 * t) + 2 * np.sin(6.0))
 
-    for k in range(3):
-        write_run(tmp_path, f"c{k}", planted_rows(200, h, i, every=2))
+    def with_noise(f, noise):
+        return lambda t: f(t) + noise[round(t * 199)]
+
+    rng = np.random.default_rng(4)
+    for k in range(3):  # the same planted curves, each run with its own small measurement noise
+        write_run(tmp_path, f"c{k}", planted_rows(200, h, with_noise(i, rng.normal(0, 0.02, 200)), every=2))
     rs = load_runs(tmp_path, progress=False)
-    table = coupling(rs, early=(0, 0.4), late=(0.6, 1.0), **FAST).set_index(["window", "scope", "method"])
-    early, late = table.loc[("early", "pooled", "pearson")], table.loc[("late", "pooled", "pearson")]
+    table = coupling(rs, early=(0, 0.4), late=(0.6, 1.0), i="dynamics/I_RZ")
+    assert table["p_value"].notna().sum() >= 10 and (table["p_holm"] >= table["p_value"]).all()
+    table = table.set_index(["quantity", "scope"])
+    early, late = table.loc[("early", MIXED)], table.loc[("late", MIXED)]
     assert early["estimate"] > 0.9 and early["ci_low"] > 0.5
     assert late["estimate"] < -0.5 and late["ci_high"] < 0
+    assert table.loc[("early - late", MIXED), "ci_low"] > 0
 
 
 def test_equilibrium_flags_runs_that_have_not_settled(tmp_path):
@@ -162,6 +176,95 @@ def test_cache_reloads_only_what_changed(tmp_path, monkeypatch):
     assert calls == ["r1"]
     assert changed.history.groupby("run_id").size().to_dict() == {"r0": 30, "r1": 31, "r2": 30}
     assert (tmp_path / ".adadim-cache" / "manifest.json").is_file()
+
+
+def test_any_failure_of_one_run_is_a_skip_with_its_reason(tmp_path, capsys):
+    good = planted_rows(20, constant(1.0), constant(0.5))
+    write_run(tmp_path, "good", good)
+    binary = write_run(tmp_path, "binary", good)
+    (binary / "history.jsonl").write_bytes(bytes(range(256)) * 8)
+    listcfg = write_run(tmp_path, "listcfg", good)
+    (listcfg / "config.yaml").write_text("- 1\n- 2\n")
+    strsum = write_run(tmp_path, "strsum", good)
+    (strsum / "summary.json").write_text('"finished"')
+    notrow = write_run(tmp_path, "notrow", good)
+    (notrow / "history.jsonl").write_text('{"trainer/step": 0, "train/loss": 1}\n[1, 2]\n{"trainer/step": 1}\n')
+    write_run(tmp_path, "trips", good)
+
+    def trips_a_bug(meta):  # whatever a user's filter raises skips that run only
+        if meta["run_id"] == "trips":
+            raise RuntimeError("boom\nsecond line")
+        return True
+
+    rs = load_runs(tmp_path, filters=trips_a_bug, progress=False, cache_dir=None)
+    assert list(rs.runs.index) == ["good"]
+    reasons = dict(rs.skipped)
+    assert reasons["binary"].startswith("history.jsonl is not UTF-8 text")
+    assert reasons["listcfg"] == "config.yaml holds a list, not a mapping"
+    assert reasons["strsum"] == "summary.json holds a str, not a mapping"
+    assert reasons["notrow"] == "history.jsonl line 2 is not a JSON object"
+    assert reasons["trips"] == "cannot be read: RuntimeError: boom"
+    assert len(capsys.readouterr().err.strip().splitlines()) == 5  # one line each
+
+
+def test_a_run_is_known_by_its_own_id_and_copies_are_resolved_by_a_fixed_rule(tmp_path, capsys):
+    rows = planted_rows(20, constant(1.0), constant(0.5))
+    # Renamed: the folder differs from summary.run_id; the id comes from the run's files.
+    write_run(tmp_path / "a", "renamed-folder", rows, {"run_id": "orig", "final/lowlabel_top1": 0.7})
+    rs = load_runs(tmp_path / "a", progress=False, cache_dir=None)
+    assert list(rs.runs.index) == ["orig"] and set(rs.history["run_id"]) == {"orig"}
+    assert len(trajectories(rs, ["dynamics/H_R"], by="group")) == 20
+    # config.yaml's run.id when the summary has none; the folder name when neither has one.
+    write_run(tmp_path / "b", "folder", rows, config={"method": "adadim", "run": {"id": "from-config"}})
+    write_run(tmp_path / "b", "plain", rows)
+    assert sorted(load_runs(tmp_path / "b", progress=False, cache_dir=None).runs.index) == ["from-config", "plain"]
+
+    # Copies: the folder named after the id wins, else the longest history, else the first path.
+    def copies(root, folders_and_steps):
+        for folder, steps in folders_and_steps:
+            write_run(root, folder, planted_rows(steps, constant(1.0), constant(0.5)), {"run_id": "x"})
+        return load_runs(root, progress=False, cache_dir=None)
+
+    for root, layout, kept in [
+        ("c1", [("x", 10), ("x-copy", 30)], "x"),
+        ("c2", [("copy-a", 10), ("copy-b", 30)], "copy-b"),
+        ("c3", [("copy-b", 20), ("copy-a", 20)], "copy-a"),
+    ]:
+        rs = copies(tmp_path / root, layout)
+        assert list(rs.runs.index) == ["x"] and rs.runs.loc["x", "source"].endswith(f"/{kept}"), root
+        assert len(rs.history) == dict(layout)[kept]
+        dropped = [folder for folder, _ in layout if folder != kept]
+        assert [k for k, _ in rs.skipped] == dropped
+        assert f"duplicate of run 'x', also in {tmp_path / root / kept}, which is kept" in rs.skipped[0][1]
+
+
+def test_cache_folder_can_be_chosen_or_switched_off(tmp_path, monkeypatch, capsys):
+    source = tmp_path / "runs"
+    write_run(source, "r0", planted_rows(10, constant(1.0), constant(0.5)))
+    load_runs(source, progress=False, cache_dir=tmp_path / "elsewhere")
+    assert (tmp_path / "elsewhere" / "manifest.json").is_file() and not (source / ".adadim-cache").exists()
+    load_runs(source, progress=False, cache_dir=None)
+    assert not (source / ".adadim-cache").exists()
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ValueError, match="cannot use the cache folder"):
+        load_runs(source, progress=False, cache_dir=tmp_path / "a-file" / "cache")
+    # A cache written by an older version (runs keyed by folder name) is not trusted.
+    (source / ".adadim-cache").mkdir()
+    (source / ".adadim-cache" / "manifest.json").write_text(
+        json.dumps({"version": 1, "runs": {"r0": {"signature": [], "meta": {"run_id": "stale"}, "bad": None}}})
+    )
+    assert list(load_runs(source, progress=False).runs.index) == ["r0"]
+    # The source cannot hold a cache: the user cache does, with a note.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    blocker = tmp_path / "ro-source"
+    write_run(blocker, "r1", planted_rows(10, constant(1.0), constant(0.5)))
+    (blocker / ".adadim-cache").write_text("a file where the cache folder would go")
+    capsys.readouterr()
+    rs = load_runs(blocker, progress=False)
+    assert list(rs.runs.index) == ["r1"]
+    err = capsys.readouterr().err
+    assert f"cannot write the cache in {blocker / '.adadim-cache'}" in err and "the cache is in" in err
+    assert len(list((tmp_path / "xdg" / "adadim" / "local").glob("ro-source-*/manifest.json"))) == 1
 
 
 def test_reads_wandb_offline_files_from_the_trainer_and_from_other_code(tmp_path):
@@ -247,11 +350,11 @@ def test_analyze_real_trainer_runs_end_to_end(tmp_path):
             train(load_config(None, overrides))
     out = tmp_path / "out"
     result = analyze(tmp_path / "runs", out, AnalysisOptions(n_resamples=200, progress=False))
-    for name in ("trajectories", "information_plane", "ratio_vs_accuracy", "intermediate_optimum", "coupling"):
+    for name in ("trajectories", "information_plane", "ratio_accuracy", "optimum", "coupling"):
         for ext in ("pdf", "png"):
             path = out / "figures" / f"{name}.{ext}"
             assert path.is_file() and path.stat().st_size > 1000, path
-    for name in ("equilibrium", "accuracy", "ratio_vs_accuracy", "intermediate_optimum", "coupling"):
+    for name in ("claims", "equilibrium", "accuracy_table", "ratio_accuracy", "optimum", "coupling"):
         for ext in ("csv", "md", "tex"):
             assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
     for name in ("trajectories", "information_plane"):
@@ -262,9 +365,9 @@ def test_analyze_real_trainer_runs_end_to_end(tmp_path):
     np.testing.assert_allclose(written["mean"], result.tables["trajectories"]["mean"])
     eq = result.tables["equilibrium"].set_index("run_id")
     np.testing.assert_allclose(
-        result.figures["ratio_vs_accuracy"]["x"].sort_index(), eq["dynamics/ratio_H_I"].sort_index()
+        result.figures["ratio_accuracy"]["x"].sort_index(), eq["dynamics/ratio_H_I"].sort_index()
     )
-    accuracy = pd.read_csv(out / "tables" / "accuracy.csv").set_index("group")
+    accuracy = pd.read_csv(out / "tables" / "accuracy_table.csv").set_index("group")
     assert set(accuracy.index) == {"vicreg", "simclr"} and (accuracy["n"] == 2).all()
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "vicreg-0" in page and "<script" not in page
@@ -276,6 +379,6 @@ def test_analyze_command_refuses_bad_input(tmp_path, capsys):
     write_run(tmp_path / "runs", "r0", planted_rows(20, constant(1.0), constant(0.5)))
     assert main(["analyze", str(tmp_path / "runs"), "--out", str(tmp_path / "o"), "--studies", "bogus"]) == 2
     assert "unknown studies" in capsys.readouterr().err
-    code = main(["analyze", str(tmp_path / "runs"), "--out", str(tmp_path / "o"), "--studies", "correlation"])
+    code = main(["analyze", str(tmp_path / "runs"), "--out", str(tmp_path / "o"), "--studies", "ratio_accuracy"])
     assert code == 0
     assert "no accuracy key 'final/lowlabel_top1'" in capsys.readouterr().err

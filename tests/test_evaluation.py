@@ -21,17 +21,19 @@ SETTINGS = OmegaConf.structured(
 )
 
 
-def _planted(n_per_class=60, classes=10, dim=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
+def _planted(n_per_class=60, classes=10, dim=32, noise_seed=0):
+    """Separable classes: fixed centres (one draw for every call), fresh noise per noise_seed,
+    so a test split is new points of the same classes, never the training points themselves."""
     labels = torch.arange(classes).repeat_interleave(n_per_class)
-    centres = torch.randn(classes, dim, generator=g) * 5
-    features = centres[labels] + 0.1 * torch.randn(len(labels), dim, generator=g)
-    return features, labels
+    centres = torch.randn(classes, dim, generator=torch.Generator().manual_seed(12345)) * 5
+    noise = torch.randn(len(labels), dim, generator=torch.Generator().manual_seed(noise_seed))
+    return centres[labels] + 0.1 * noise, labels
 
 
 def test_separable_features_reach_100_percent_and_shuffled_labels_sit_at_chance():
-    x, y = _planted()
-    tx, ty = _planted(seed=0)
+    x, y = _planted(noise_seed=0)
+    tx, ty = _planted(noise_seed=1)
+    assert not torch.equal(x, tx)
     scores = evaluate_representation(x, y, {"": (tx, ty)}, SETTINGS)
     for key in (
         "lowlabel_top1",
@@ -74,7 +76,8 @@ def test_two_runs_with_different_seeds_are_scored_on_the_same_draws(tmp_path):
             "final/knn_weighted_top1",
             "final/random_init_lowlabel_top1",
         ):
-            assert 0.0 <= summary[key] <= 1.0, key
+            # Four planted classes (chance 0.25): any backbone keeps them apart on new images.
+            assert summary[key] > 0.5, key
 
 
 @pytest.mark.parametrize("name", ["digits", "synthetic"])

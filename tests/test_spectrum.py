@@ -3,7 +3,7 @@ import math
 import pytest
 import reference as ref
 import torch
-from adadim.dynamics import alignment, alpha_req, effective_rank, lidar, uniformity
+from adadim.dynamics import alignment, alpha_req, effective_rank, lidar, uniformity, white_noise_effective_rank
 from conftest import random_features
 
 
@@ -106,3 +106,37 @@ def test_uniformity_extremes():
     z = torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=torch.float64)
     assert float(uniformity(z)) == pytest.approx(-8.0, abs=1e-12)
     assert math.isfinite(float(uniformity(z, t=1e4)))
+
+
+# ---- the effective rank of white noise -------------------------------------------------
+
+
+@pytest.mark.parametrize("n,d", [(100, 30), (32, 64), (64, 512), (200, 200)])
+def test_white_noise_erank_marchenko_pastur_matches_monte_carlo(n, d):
+    analytic = white_noise_effective_rank(n, d)
+    simulated = white_noise_effective_rank(n, d, method="monte_carlo", draws=8, seed=1)
+    assert analytic == pytest.approx(simulated, rel=5e-3)
+    # The simulation is itself the mean erank of Gaussian matrices, computed independently here.
+    gen = torch.Generator().manual_seed(1)
+    direct = sum(ref.effective_rank(torch.randn(n, d, generator=gen, dtype=torch.float64)) for _ in range(8)) / 8
+    assert simulated == pytest.approx(direct, rel=1e-10)
+
+
+def test_white_noise_erank_limits_and_symmetry():
+    assert white_noise_effective_rank(50, 80) == white_noise_effective_rank(80, 50)
+    assert white_noise_effective_rank(1, 40) == 1.0
+    # Square matrices lose about 20% of min(n, d); a much wider one approaches min(n, d).
+    square, wide = white_noise_effective_rank(256, 256), white_noise_effective_rank(256, 256 * 400)
+    assert 0.75 * 256 < square < 0.85 * 256
+    assert 0.995 * 256 < wide < 256
+    sizes = [white_noise_effective_rank(64, d) for d in (64, 128, 512, 4096)]
+    assert sizes == sorted(sizes)
+
+
+def test_white_noise_erank_refuses_bad_input():
+    with pytest.raises(ValueError, match="n >= 1 and d >= 1"):
+        white_noise_effective_rank(0, 5)
+    with pytest.raises(ValueError, match="unknown method"):
+        white_noise_effective_rank(5, 5, method="exact")
+    with pytest.raises(ValueError, match="draws"):
+        white_noise_effective_rank(5, 5, method="monte_carlo", draws=0)

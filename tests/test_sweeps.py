@@ -10,7 +10,8 @@ import yaml
 from adadim.sweeps import cli as sweep_cli
 from adadim.sweeps.console import main
 from adadim.sweeps.local import LocalSweep
-from adadim.sweeps.spec import SweepError, grid_trials, load_sweep, random_trials
+from adadim.sweeps.spec import SweepError, format_value, grid_trials, load_sweep, random_trials
+from adadim.training.config import load_config
 from trainer_helpers import REPO, env, history, tiny_overrides
 
 BUNDLED = ["baselines", "schedules", "adadim", "study-digits"]
@@ -61,7 +62,7 @@ def test_study_covers_three_seeds_of_six_methods_and_schedules_skip_unused_alpha
     "parameters,extra,message",
     [
         ({"optim.bogus": {"value": 1}}, {}, "Key 'bogus' not in"),
-        ({"optim.lr": {"values": [0.1, -1.0]}}, {}, "optim.lr must be > 0"),
+        ({"optim.lr": {"values": [0.1, -1.0]}}, {}, "optim.lr must be"),
         ({"method": {"values": ["vicreg", "byol"]}}, {}, "unknown method 'byol'"),
         ({"method": {"value": "vicreg"}}, {"method": "hyperband"}, "search method 'hyperband' is not supported"),
         ({"optim.lr": {"min": 0.1, "max": 1.0}}, {}, "grid sweep needs value or values"),
@@ -73,6 +74,8 @@ def test_study_covers_three_seeds_of_six_methods_and_schedules_skip_unused_alpha
         ({"method": {"value": "vicreg"}}, {"command": ["python", "train.py"]}, "command must run 'adadim train'"),
         ({"method": {"value": "vicreg"}}, {"metric": {}}, "metric needs a name"),
         ({"method": {"value": "vicreg"}}, {"early_stop": 1}, "unknown top-level keys"),
+        ({"method": {"value": "vicreg"}}, {"metric": "final/val_lowlabel_top1"}, "metric needs a name"),
+        ({"method": {"value": "vicreg"}}, {"run_cap": -3}, "run_cap must be a positive integer"),
     ],
 )
 def test_bad_sweep_files_are_refused_before_anything_runs(tmp_path, capsys, parameters, extra, message):
@@ -216,3 +219,112 @@ def test_study_code_path_on_a_two_trial_sweep(tmp_path):
     results = (out / "tables" / "results.md").read_text()
     assert "vicreg" in results and "adadim" in results and "final/lowlabel_top1:mean" in results
     assert (out / "report.html").is_file() and (out / "figures" / "information_plane.png").is_file()
+
+
+ARGS = "${args_no_hyphens}"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["adadim", "train", ARGS],
+        ["${env}", "adadim", "train", ARGS],
+        ["python", "-m", "adadim.training.cli", "train", ARGS],
+        ["${env}", "${interpreter}", "-m", "adadim.training.cli", "train", ARGS],
+        ["/opt/venv/bin/python3", "-m", "adadim.training.cli", "train", ARGS],
+        ["bash", "sweeps/torchrun-train.sh", ARGS],
+        ["/cluster/adadim/sweeps/torchrun-train.sh", ARGS],
+    ],
+)
+def test_the_allowed_commands_as_token_lists(tmp_path, command):
+    assert load_sweep(str(_sweep_file(tmp_path, {"method": {"value": "vicreg"}}, command=command))).name == "tiny"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "adadim train ${args_no_hyphens}",  # a string, not a token list
+        ["echo", "adadim train", ARGS],  # mentions adadim and train, runs echo
+        ["python", "train.py", "adadim", ARGS],
+        ["adadim", "train", ARGS, "&&", "rm", "-rf", "x"],
+        ["adadim", "eval", ARGS],
+        ["adadim", "train", "${args}"],
+        ["python", "-m", "training.cli", "train", ARGS],
+        ["bash", "sweeps/other.sh", ARGS],
+        ["adadim", "train", 3],
+    ],
+)
+def test_commands_are_checked_token_by_token(tmp_path, command):
+    with pytest.raises(SweepError, match="command must run 'adadim train'"):
+        load_sweep(str(_sweep_file(tmp_path, {"method": {"value": "vicreg"}}, command=command)))
+
+
+@pytest.mark.parametrize("name", ["my sweep", "../../x", "a/b", ".hidden", "..", "-dash", "x" * 81, 42])
+def test_unsafe_sweep_names_are_refused_and_nothing_is_written(tmp_path, capsys, name):
+    path = _sweep_file(tmp_path, {"method": {"value": "vicreg"}}, name="file")
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "name": name}))
+    root = tmp_path / "deep" / "er" / "runs"
+    assert main(["sweep", "local", str(path), "--root", str(root)]) == 2
+    assert "is not a safe folder name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.yaml"]
+
+
+def test_a_huge_grid_is_refused_before_it_is_built(tmp_path, capsys):
+    # 10 keys x 4 values = 4**10 (about a million) combinations; building them would take gigabytes.
+    keys = ["loss.temperature", "loss.invariance_weight", "loss.variance_weight", "loss.covariance_weight"]
+    keys += ["adadim.gamma", "adadim.ema", "optim.weight_decay", "optim.momentum", "optim.probe_lr", "run.seed"]
+    grid = {k: {"values": [0.1, 0.2, 0.3, 0.4]} for k in keys}
+    grid["run.seed"] = {"values": [0, 1, 2, 3]}
+    path = _sweep_file(tmp_path, grid, name="huge")
+    sweep = load_sweep(str(path))
+    started = time.perf_counter()
+    with pytest.raises(SweepError, match="the grid has 1,048,576 trials, more than the limit of 10,000"):
+        grid_trials(sweep)
+    assert time.perf_counter() - started < 1.0
+    root = tmp_path / "runs"
+    assert main(["sweep", "local", str(path), "--root", str(root)]) == 2
+    assert "--max-trials" in capsys.readouterr().err and not root.exists()
+    assert main(["sweep", "local", str(path), "--root", str(root), "--count", "20000"]) == 2
+    assert "--count asks for 20,000 trials" in capsys.readouterr().err and not root.exists()
+    # --count takes the first trials without building the rest; --max-trials moves the limit.
+    assert len(grid_trials(sweep, count=3)) == 3
+    with pytest.raises(SweepError, match="limit of 100"):
+        grid_trials(sweep, limit=100)
+    small = load_sweep(str(_sweep_file(tmp_path, {"run.seed": {"values": list(range(50))}}, name="small")))
+    assert len(grid_trials(small, limit=50)) == 50
+    with pytest.raises(SweepError, match="the grid has 50 trials"):
+        grid_trials(small, limit=49)
+    assert main(["sweep", "validate", str(path)]) == 0
+    assert "(1,048,576 combinations)" in capsys.readouterr().out
+
+
+TRICKY_TEXT = [
+    "exp #1",
+    "#hash",
+    "x # y # z",
+    "a: b",
+    "it's",
+    'say "hi"',
+    "[unclosed",
+    "  padded  ",
+    "ünï-çødé",
+    "back\\slash",
+    "$(touch pwned); `id`",
+    "",
+    "plain",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_TEXT)
+def test_a_text_value_reaches_the_trainer_with_every_character(text):
+    cfg = load_config(None, [f"wandb.group={format_value(text)}", f"wandb.tags={format_value([text, 'b'])}"])
+    assert cfg.wandb.group == text and list(cfg.wandb.tags) == [text, "b"]
+
+
+def test_values_w_and_b_would_cut_are_refused_for_an_online_sweep(tmp_path, capsys):
+    path = _sweep_file(tmp_path, {"wandb.group": {"values": ["exp #1"]}}, name="hashes")
+    assert main(["sweep", "create", str(path)]) == 2
+    assert "'wandb.group=exp #1'" in capsys.readouterr().err
+    # The trainer itself refuses what YAML would cut, rather than training under a cut name.
+    assert main(["train", "wandb.group=exp #1", f"run.root={tmp_path / 'runs'}"]) == 2
+    assert "quote the value" in capsys.readouterr().err and not (tmp_path / "runs").exists()

@@ -64,3 +64,20 @@ def steps_per_epoch(overrides: list[str]) -> int:
 
     cfg = load_config(None, overrides)
     return len(load_splits(cfg.data).ssl_train) // cfg.data.batch_size
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.01) -> None:
+    """Poll ``condition()`` until it holds; fail clearly when ``timeout`` seconds pass first."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def history_rows(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.is_file() else 0

@@ -37,6 +37,7 @@ def add_eval_parser(commands, name: str = "eval", help_text: str = "") -> None:
 def run_train(args) -> int:
     from .config import ConfigError, load_config
     from .data import DatasetNotFound
+    from .run_lock import RunDirectoryError
     from .trainer import NonFiniteLoss, train
 
     try:
@@ -45,7 +46,7 @@ def run_train(args) -> int:
     except ConfigError as error:
         print(f"adadim train: bad config: {error}", file=sys.stderr)
         return 2
-    except DatasetNotFound as error:
+    except (DatasetNotFound, RunDirectoryError) as error:  # missing data; run dir unwritable, locked or damaged
         print(f"adadim train: {error}", file=sys.stderr)
         return 2
     except NonFiniteLoss as error:

@@ -9,12 +9,15 @@ refusal is a `ConfigError` with a one-line reason.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from adadim.dynamics import DEFAULT_METRICS, METRIC_GROUPS
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .controller import METHODS
@@ -36,6 +39,9 @@ class DataConfig:
     download: bool = False  # let torchvision download cifar/stl10 (needs internet)
     batch_size: int = 256  # global batch, split across ranks
     num_workers: int = 0
+    # device: the loader yields plain image batches and the trainer augments whole batches on
+    # the training device (fast); loader: per-sample torchvision transforms in the DataLoader.
+    augment_on: str = "device"
     test_fraction: float = 0.25  # digits: stratified held-out test split
     split_seed: int = 0  # seed of the train/test (digits) and train/validation splits, independent of run.seed
     val_fraction: float = 0.1  # labelled training images held out for validation (0: none)
@@ -77,6 +83,13 @@ class AdaDimConfig:
     mi_sign: str = "maximize"  # the MI term is subtracted (maximize) or added (minimize)
     mi_order: float = 2.0  # Renyi order of the MI term
     mi_kernel: str = "cosine"
+    # Where AdaDim reads erank(Z): the fixed probe set (batch-size free; needs dynamics.source=probe)
+    # or the training batch (the paper's description; depends on the batch size).
+    erank_source: str = "probe"
+    # grad: divide the two main terms by running estimates of their gradient norms w.r.t. Z, so
+    # alpha is NT-Xent's share of the update (beyond the paper). none: alpha is a loss weight.
+    balance: str = "none"
+    balance_momentum: float = 0.9  # EMA of those gradient-norm estimates
 
 
 @dataclass
@@ -95,7 +108,17 @@ class OptimConfig:
 
 @dataclass
 class DynamicsConfig:
-    every: int = 10  # run the monitor every k optimizer steps (0: never)
+    every: int = 10  # run the monitor every k optimizer steps, and at the last step (0: never)
+    # probe: a fixed, seeded probe set with fixed views, in eval mode (flat curves for a frozen
+    # network); batch: each measured step's own training batch (mixes in batch noise).
+    source: str = "probe"
+    probe_size: int | None = None  # images in the probe set; null: 1024 digits, 4096 CIFAR, 2048 others
+    probe_batch: int = 512  # chunk size of the probe forward pass (bounds memory)
+    # batch: BatchNorm uses each fixed probe chunk's statistics (running statistics are put back),
+    # so a measurement depends on the weights alone; running: eval mode, BatchNorm running
+    # statistics (they also carry the recent training batches).
+    probe_norm: str = "batch"
+    grad_shares: bool = True  # log each loss term's gradient norm w.r.t. Z and its share
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     order: float = 2.0  # Renyi order of every entropy and MI
     kernel: str = "cosine"
@@ -176,25 +199,123 @@ def _one_line(error: Exception) -> str:
     return f"{key}: {message}" if key and key not in message else message
 
 
-def load_config(config: str | None = None, overrides: list[str] | None = None) -> DictConfig:
-    """Schema defaults <- YAML file <- dotlist overrides, validated."""
+# A run id or sweep name becomes a folder name: no separators, no leading dot, no spaces.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# What `adadim eval --run` may change: how the run is scored, never what was trained.
+EVAL_RUN_KEYS = ("eval.*", "data.num_workers", "run.device")
+
+
+def is_safe_name(name: str) -> bool:
+    """A name usable as one path segment: letters, digits, '-', '_', '.', starting with a
+    letter or digit (so never '.', '..' or a hidden file), at most 100 characters."""
+    return isinstance(name, str) and SAFE_NAME.fullmatch(name) is not None
+
+
+def yaml_comment(text: str) -> bool:
+    """True when YAML would drop the end of ``text`` as a comment (``exp #1`` reads as ``exp``)."""
+    if "#" not in text:
+        return False
+    try:
+        tokens = [t for t in yaml.scan(text) if not isinstance(t, yaml.StreamStartToken | yaml.StreamEndToken)]
+    except yaml.YAMLError:
+        return False  # not YAML at all: the parser reports that on its own
+    end = max((t.end_mark.index for t in tokens), default=0)
+    return text[end:].strip().startswith("#")
+
+
+def parse_overrides(overrides: list[str]) -> DictConfig:
+    """OmegaConf dotlist overrides (``key=value``, values read as YAML), each checked on its own
+    so an error names the override. A value YAML would cut at a ``#`` is refused, not truncated."""
+    parsed = OmegaConf.create()
+    for item in overrides:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        if yaml_comment(value):
+            raise ConfigError(
+                f"override {item!r}: YAML reads everything from '#' on as a comment; quote the value: {key}='{value}'"
+            )
+        try:
+            parsed = OmegaConf.merge(parsed, OmegaConf.from_dotlist([item]))
+        except yaml.YAMLError as error:
+            raise ConfigError(
+                f"override {item!r}: the value {value!r} is not valid YAML ({_one_line(error)}); "
+                f"to pass it as text, quote it: {key}='{value}'"
+            ) from None
+        except (OmegaConfBaseException, ValueError) as error:
+            raise ConfigError(f"override {item!r}: {_one_line(error)}") from None
+    return parsed
+
+
+def read_config_file(path: str | Path) -> DictConfig:
+    """One YAML config file as a mapping (safe loader: Python tags are refused)."""
+    try:
+        loaded = OmegaConf.load(path)
+    except OSError as error:
+        # OmegaConf reports a YAML file that holds a bare scalar as an OSError too.
+        raise ConfigError(f"cannot read {path}: {error.strerror or _one_line(error)}") from None
+    except (yaml.YAMLError, OmegaConfBaseException, ValueError) as error:
+        raise ConfigError(f"cannot read {path}: {_one_line(error)}") from None
+    if not isinstance(loaded, DictConfig):
+        kind = "a list" if isinstance(loaded, ListConfig) else type(loaded).__name__
+        raise ConfigError(f"{path} holds {kind}, not a mapping of config keys")
+    return loaded
+
+
+def _merge(*parts: DictConfig) -> DictConfig:
+    """The schema defaults, then each part in order; unknown keys and wrong types refused."""
     cfg = OmegaConf.structured(TrainConfig)
     try:
-        if config is not None:
-            cfg = OmegaConf.merge(cfg, OmegaConf.load(_resolve_path(config)))
-        if overrides:
-            bad = [o for o in overrides if "=" not in o]
-            if bad:
-                raise ConfigError(f"override {bad[0]!r} is not of the form key=value")
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as error:
+        for part in parts:
+            cfg = OmegaConf.merge(cfg, part)
+    except (OmegaConfBaseException, ValueError) as error:
         raise ConfigError(_one_line(error)) from None
-    except ConfigError:
-        raise
-    except Exception as error:  # YAML syntax errors and the like
-        raise ConfigError(f"cannot read config: {_one_line(error)}") from None
+    return cfg
+
+
+def load_config(config: str | None = None, overrides: list[str] | None = None) -> DictConfig:
+    """Schema defaults <- YAML file <- dotlist overrides, validated."""
+    parts = [read_config_file(_resolve_path(config))] if config is not None else []
+    cfg = _merge(*parts, parse_overrides(list(overrides or [])))
     validate(cfg)
     return cfg
+
+
+def load_saved_config(run_dir: str | Path) -> DictConfig:
+    """A run's own ``config.yaml``, through the same schema and validation as a new config.
+    Refuses a folder that is not a run, and a garbled or foreign file, with one line."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+    loaded = read_config_file(path)
+    try:
+        cfg = _merge(loaded)
+        validate(cfg)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return cfg
+
+
+def _allowed(key: str, allowed: tuple[str, ...]) -> bool:
+    return any(key == a or (a.endswith(".*") and key.startswith(a[:-1])) for a in allowed)
+
+
+def override_saved_config(
+    cfg: DictConfig, overrides: list[str], allowed: tuple[str, ...] = EVAL_RUN_KEYS
+) -> DictConfig:
+    """A saved run's config with ``overrides`` applied, through the same schema and validation
+    as `load_config`. Only keys matching ``allowed`` (``eval.*``: any key under eval) may
+    change; any other key is refused, named, even when its value would not change."""
+    for item in overrides:
+        key = str(item).partition("=")[0].strip()
+        if "=" in str(item) and not _allowed(key, allowed):
+            raise ConfigError(
+                f"{key} cannot be changed for a trained run; only {', '.join(allowed)} can "
+                "(a different training config needs a new run)"
+            )
+    merged = _merge(cfg, parse_overrides(list(overrides)))
+    validate(merged)
+    return merged
 
 
 def _require(condition: bool, message: str) -> None:
@@ -202,8 +323,23 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _require_finite(cfg: DictConfig) -> None:
+    """Every number must be finite: ``inf`` passes most range checks (``optim.lr=inf`` > 0)."""
+
+    def walk(node, prefix: str) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            name = f"{prefix}{key}" if isinstance(node, dict) else f"{prefix[:-1]}[{key}]"
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value}")
+            walk(value, f"{name}.")
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+
+
 def validate(cfg: DictConfig) -> None:
     """Refuse values no run can use, before any work starts."""
+    _require_finite(cfg)
     _require(cfg.method in METHODS, f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
     d = cfg.data
     _require(d.name in DATASETS, f"unknown dataset {d.name!r}; choose one of {', '.join(DATASETS)}")
@@ -215,6 +351,7 @@ def validate(cfg: DictConfig) -> None:
         )
     _require(d.batch_size >= 2, f"data.batch_size must be >= 2, got {d.batch_size}")
     _require(d.num_workers >= 0, f"data.num_workers must be >= 0, got {d.num_workers}")
+    _require(d.augment_on in ("device", "loader"), f"data.augment_on must be device or loader, got {d.augment_on!r}")
     _require(0 < d.test_fraction < 1, f"data.test_fraction must be in (0, 1), got {d.test_fraction}")
     _require(0 <= d.val_fraction < 1, f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
     _require(d.per_class_limit is None or d.per_class_limit >= 1, "data.per_class_limit must be >= 1 or null")
@@ -242,9 +379,14 @@ def validate(cfg: DictConfig) -> None:
     )
     _require(a.mi_order > 0, f"adadim.mi_order must be > 0, got {a.mi_order}")
     _require(a.mi_kernel in ("cosine", "linear", "gaussian"), f"unknown adadim.mi_kernel {a.mi_kernel!r}")
+    _require(
+        a.erank_source in ("probe", "batch"), f"adadim.erank_source must be 'probe' or 'batch', got {a.erank_source!r}"
+    )
+    _require(a.balance in ("none", "grad"), f"adadim.balance must be 'none' or 'grad', got {a.balance!r}")
+    _require(0 <= a.balance_momentum < 1, f"adadim.balance_momentum must be in [0, 1), got {a.balance_momentum}")
     o = cfg.optim
     _require(o.name in OPTIMIZERS, f"unknown optimizer {o.name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    _require(o.lr > 0, f"optim.lr must be > 0, got {o.lr}")
+    _require(o.lr >= 0, f"optim.lr must be >= 0 (0 freezes the network), got {o.lr}")
     _require(o.probe_lr > 0, f"optim.probe_lr must be > 0, got {o.probe_lr}")
     _require(o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}")
     _require(0 <= o.momentum < 1, f"optim.momentum must be in [0, 1), got {o.momentum}")
@@ -259,16 +401,20 @@ def validate(cfg: DictConfig) -> None:
     _require(dy.order > 0, f"dynamics.order must be > 0, got {dy.order}")
     _require(dy.kernel in ("cosine", "linear", "gaussian"), f"unknown dynamics.kernel {dy.kernel!r}")
     _require(dy.n_permutations >= 1, f"dynamics.n_permutations must be >= 1, got {dy.n_permutations}")
+    _require(dy.source in ("probe", "batch"), f"dynamics.source must be 'probe' or 'batch', got {dy.source!r}")
+    _require(dy.probe_size is None or dy.probe_size >= 2, f"dynamics.probe_size must be >= 2, got {dy.probe_size}")
+    _require(dy.probe_batch >= 1, f"dynamics.probe_batch must be >= 1, got {dy.probe_batch}")
+    _require(
+        dy.probe_norm in ("batch", "running"),
+        f"dynamics.probe_norm must be 'batch' or 'running', got {dy.probe_norm!r}",
+    )
     e = cfg.eval
-    _require(e.every_epochs >= 0 and e.knn_k >= 1 and e.final_probe_epochs >= 1, "eval settings must be positive")
-    _require(
-        e.knn_weighted_k >= 1 and e.knn_temperature > 0, "eval.knn_weighted_k and eval.knn_temperature must be > 0"
-    )
+    for key in ("every_epochs", "lowlabel_every_epochs"):
+        _require(e[key] >= 0, f"eval.{key} must be >= 0, got {e[key]}")
+    for key in ("knn_k", "knn_weighted_k", "final_probe_epochs", "lowlabel_draws", "lowlabel_epochs"):
+        _require(e[key] >= 1, f"eval.{key} must be >= 1, got {e[key]}")
+    _require(e.knn_temperature > 0, f"eval.knn_temperature must be > 0, got {e.knn_temperature}")
     _require(len(e.lowlabel_k) >= 1 and all(k >= 1 for k in e.lowlabel_k), "eval.lowlabel_k must list counts >= 1")
-    _require(
-        e.lowlabel_draws >= 1 and e.lowlabel_epochs >= 1, "eval.lowlabel_draws and eval.lowlabel_epochs must be >= 1"
-    )
-    _require(e.lowlabel_every_epochs >= 0, "eval.lowlabel_every_epochs must be >= 0")
     w = cfg.wandb
     _require(
         w.mode in ("online", "offline", "disabled"), f"wandb.mode must be online, offline or disabled, got {w.mode!r}"
@@ -280,8 +426,9 @@ def validate(cfg: DictConfig) -> None:
     _require(r.log_every >= 1, "run.log_every must be >= 1")
     if r.id is not None:
         _require(
-            r.id.replace("-", "").replace("_", "").replace(".", "").isalnum(),
-            f"run.id {r.id!r} may only hold letters, digits, '-', '_', '.'",
+            is_safe_name(r.id),
+            f"run.id {r.id!r} must start with a letter or digit and hold only letters, digits, '-', '_', '.'"
+            " (at most 100)",
         )
 
 

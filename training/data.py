@@ -12,9 +12,20 @@
 - ``imagefolder``: ``data.root/train/<class>/*`` and ``data.root/val/<class>/*`` (or ``test``),
   the ImageNet-100/1K layout.
 
-Augmentation randomness is a function of (run seed, epoch, sample index): each sample's
-two views are drawn under their own seeded RNG. Results therefore do not depend on worker
-count or rank layout, and a run resumed mid-epoch sees exactly the views it would have seen.
+Two ways to augment, chosen by ``data.augment_on``:
+
+- ``device`` (default): the training loader yields un-augmented image batches ``(x, labels)``
+  (`training_dataset`, `train_loader`); the trainer draws both views of the whole batch on its
+  device with the `BatchAugmenter` of `build_augmenter`, seeded by (run seed, step, rank).
+  In-memory data (digits, synthetic, CIFAR, STL-10) is fetched a batch at a time by tensor
+  indexing; image folders are decoded per image and resized deterministically (shorter side
+  to the image size, then a centre crop), so that their batches stack.
+- ``loader``: today's per-sample torchvision v2 transforms (`two_view_transform`) run in the
+  DataLoader (`TwoViews`), for data that cannot be batched before its random crop.
+  Each sample's two views are drawn under an RNG seeded by (run seed, epoch, sample index),
+  so results do not depend on worker count or rank layout.
+
+Either way a run resumed mid-epoch sees exactly the views it would have seen.
 """
 
 from __future__ import annotations
@@ -25,6 +36,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
+
+from .augment import BatchAugmenter
 
 IMAGE_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -321,8 +334,102 @@ class GlobalBatchSampler(Sampler[list[int]]):
             yield order[start : start + local].tolist()
 
 
-def train_loader(dataset: TwoViews, sampler: GlobalBatchSampler, num_workers: int) -> DataLoader:
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=torch.cuda.is_available())
+class BatchedImages(Dataset):
+    """Images held in memory (float in [0, 1] or uint8, N×C×H×W), fetched a whole batch at a
+    time: the DataLoader calls ``__getitems__`` with a batch's indices, and `train_loader`
+    passes the resulting ``(images, labels)`` through unchanged."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        self.images, self.labels = images, labels
+        self.rows = torch.arange(len(labels)) if rows is None else rows  # dataset position -> tensor row
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        row = int(self.rows[i])
+        return self.images[row], int(self.labels[row])
+
+    def __getitems__(self, indices: list[int]):
+        rows = self.rows[torch.as_tensor(indices)]
+        return self.images[rows].contiguous(), self.labels[rows]
+
+
+def _in_memory(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """(images N×C×H×W, labels, rows) of a dataset whose images sit in one array, else None."""
+    from torchvision import datasets
+
+    if isinstance(dataset, torch.utils.data.Subset):
+        parent = _in_memory(dataset.dataset)
+        if parent is None:
+            return None
+        images, labels, rows = parent
+        return images, labels, rows[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    if isinstance(dataset, TensorImages):
+        images, labels = dataset.images, torch.as_tensor(dataset.labels)
+    elif isinstance(dataset, datasets.CIFAR10) and dataset.transform is None:  # CIFAR100 is a subclass
+        images, labels = torch.from_numpy(dataset.data).permute(0, 3, 1, 2), torch.as_tensor(dataset.targets)
+    elif isinstance(dataset, datasets.STL10) and dataset.transform is None:
+        images, labels = torch.from_numpy(dataset.data), torch.as_tensor(dataset.labels, dtype=torch.long)
+    else:
+        return None
+    return images, labels, torch.arange(len(labels))
+
+
+def device_input_transform(image_size: int) -> v2.Compose:
+    """Per-image decoding for device augmentation of data not held in memory: a uint8 tensor,
+    resized deterministically to image_size × image_size so that batches stack."""
+    return v2.Compose(
+        [v2.ToImage(), v2.Resize(image_size, antialias=True), v2.CenterCrop(image_size), v2.ToPureTensor()]
+    )
+
+
+def training_dataset(splits: Splits, cfg, seed: int) -> Dataset:
+    """The SSL training set as the loader serves it (``cfg`` is the ``data`` section): with
+    ``augment_on=device`` items are ``(image, label)`` and batches ``(x, labels)``, un-augmented;
+    with ``loader`` items are ``(view1, view2, label)`` (`TwoViews`)."""
+    if cfg.augment_on == "loader":
+        return TwoViews(splits.ssl_train, two_view_transform(cfg.name, splits.image_size), seed)
+    memory = _in_memory(splits.ssl_train)
+    if memory is not None:
+        return BatchedImages(*memory)
+    return Transformed(splits.ssl_train, device_input_transform(splits.image_size))
+
+
+def augmenter_preset(name: str, image_size: int) -> tuple[str, dict]:
+    """The `BatchAugmenter` preset of a dataset and its overrides, matching `two_view_transform`:
+    crop area from 0.2 on CIFAR and 0.08 elsewhere, blur and solarize from 64 px up."""
+    if name in ("digits", "synthetic"):
+        return "digits", {}
+    crop_scale = (0.2, 1.0) if name in ("cifar10", "cifar100") else (0.08, 1.0)
+    return ("imagenet" if image_size >= 64 else "cifar"), {"crop_scale": crop_scale}
+
+
+def build_augmenter(cfg, splits: Splits, seed: int, rank: int, device, **strengths) -> BatchAugmenter | None:
+    """The on-device two-view augmenter for the ``data`` section ``cfg`` (None when
+    ``augment_on=loader``); ``strengths`` override the preset's (see `adadim.training.augment`)."""
+    if cfg.augment_on == "loader":
+        return None
+    preset, defaults = augmenter_preset(cfg.name, splits.image_size)
+    mean, std = IMAGE_STATS.get(cfg.name, (None, None))
+    return BatchAugmenter(preset, splits.image_size, seed, rank, device, mean, std, **{**defaults, **strengths})
+
+
+def _keep_batch(batch):
+    return batch
+
+
+def train_loader(dataset: Dataset, sampler: GlobalBatchSampler, num_workers: int) -> DataLoader:
+    """Batches of ``sampler`` over a `training_dataset`: ``(x, labels)`` in device mode,
+    ``(x1, x2, labels)`` for `TwoViews`."""
+    collate = _keep_batch if isinstance(dataset, BatchedImages) else None  # already a stacked batch
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate,
+        pin_memory=torch.cuda.is_available(),
+    )
 
 
 def eval_loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
@@ -342,12 +449,18 @@ def evaluation_loaders(splits: Splits, name: str, num_workers: int, batch_size: 
 
 
 __all__ = [
+    "BatchedImages",
     "DatasetNotFound",
     "GlobalBatchSampler",
     "Splits",
     "Transformed",
     "TwoViews",
+    "augmenter_preset",
+    "build_augmenter",
+    "device_input_transform",
     "eval_transform",
     "load_splits",
+    "train_loader",
+    "training_dataset",
     "two_view_transform",
 ]

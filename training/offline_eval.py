@@ -10,17 +10,18 @@ Each prints (and with ``--json`` writes) the same keys the trainer puts under ``
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
-from .checkpoint import load_latest
-from .config import ConfigError, TrainConfig, load_config, validate
+from .checkpoint import CheckpointError, load_latest
+from .config import ConfigError, load_config, load_saved_config, override_saved_config
 from .data import evaluation_loaders, load_splits
 from .evaluation import evaluate_splits, extract_features
 from .models import SSLModel, build_backbone
+from .run_lock import RunDirectoryError
 
 ROWS = ("linear_top1", "lowlabel_top1", "knn_top1", "knn_weighted_top1")
 
@@ -45,37 +46,49 @@ def random_backbone(cfg) -> torch.nn.Module:
     return build_backbone(cfg.model.backbone, splits.in_channels, cfg.model.width, cfg.model.cifar_stem)
 
 
-def trained_backbone(run_dir: Path):
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(config_path))
-    validate(cfg)
+def trained_backbone(run_dir: Path, overrides: list[str] | None = None):
+    """(config, backbone, step) of a run's newest checkpoint. ``overrides`` go through the
+    training schema and validation, and may change only what scoring uses (`EVAL_RUN_KEYS`)."""
+    cfg = override_saved_config(load_saved_config(run_dir), list(overrides or []))
     latest = load_latest(run_dir / "checkpoints")
     if latest is None:
         raise ConfigError(f"{run_dir} has no readable checkpoint")
+    path, state = latest
     splits = load_splits(cfg.data)
     backbone = build_backbone(cfg.model.backbone, splits.in_channels, cfg.model.width, cfg.model.cifar_stem)
     model = SSLModel(backbone, list(cfg.model.projector), splits.num_classes)
-    model.load_state_dict(latest[1]["model"])
-    return cfg, model.backbone, int(latest[1]["step"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, AttributeError) as error:  # shapes or names of another model
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"checkpoint {path} does not fit the model in {run_dir}/config.yaml: {first}") from None
+    return cfg, model.backbone, int(state["step"])
+
+
+def _json_target(path: str) -> Path:
+    """Where --json goes, checked before minutes of evaluation rather than after."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"--json {path} is a folder, not a file")
+    if not target.parent.is_dir():
+        raise ConfigError(f"--json {path}: the folder {target.parent} does not exist")
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise ConfigError(f"--json {path}: not writable")
+    return target
 
 
 def main(args) -> int:
     try:
+        json_path = _json_target(args.json) if args.json else None
         if args.run:
-            cfg, backbone, step = trained_backbone(Path(args.run))
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(args.overrides)))
+            cfg, backbone, step = trained_backbone(Path(args.run), list(args.overrides))
             label = f"run {args.run} (step {step})"
         else:
             cfg = load_config(args.config, args.overrides)
             backbone = None if args.baseline == "raw" else random_backbone(cfg)
             label = f"{args.baseline} baseline ({cfg.data.name}, seed {cfg.run.seed})"
         scores = evaluate(cfg, backbone)
-    except ConfigError as error:
-        print(f"adadim eval: {error}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as error:
+    except (ConfigError, RunDirectoryError, FileNotFoundError) as error:  # the dataset's files among them
         print(f"adadim eval: {error}", file=sys.stderr)
         return 2
     print(label)
@@ -89,6 +102,10 @@ def main(args) -> int:
                 f"{names.get(key, 'linear (full)'):<22} {100 * scores[key]:>7.2f}% "
                 + (f"{100 * val:>7.2f}%" if val is not None else "")
             )
-    if args.json:
-        Path(args.json).write_text(json.dumps(scores, indent=2, sort_keys=True))
+    if json_path is not None:
+        try:
+            json_path.write_text(json.dumps(scores, indent=2, sort_keys=True))
+        except OSError as error:
+            print(f"adadim eval: cannot write --json {json_path}: {error.strerror or error}", file=sys.stderr)
+            return 2
     return 0

@@ -46,8 +46,9 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, probe_lr_scale: float) -> list[dict]:
-    """SSL weights (decayed, adapted), SSL biases/norms (neither), and the probe."""
+def parameter_groups(model: nn.Module, weight_decay: float, ssl_lr: float, probe_lr: float) -> list[dict]:
+    """SSL weights (decayed, adapted), SSL biases/norms (neither), and the probe, each with
+    its peak learning rate (``peak_lr``), which the schedule scales."""
     decay, no_decay, probe = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -59,15 +60,18 @@ def parameter_groups(model: nn.Module, weight_decay: float, probe_lr_scale: floa
         else:
             decay.append(p)
     return [
-        {"params": decay, "weight_decay": weight_decay, "lars": True, "lr_scale": 1.0},
-        {"params": no_decay, "weight_decay": 0.0, "lars": False, "lr_scale": 1.0},
-        {"params": probe, "weight_decay": 0.0, "lars": False, "lr_scale": probe_lr_scale},
+        {"params": decay, "weight_decay": weight_decay, "lars": True, "peak_lr": ssl_lr},
+        {"params": no_decay, "weight_decay": 0.0, "lars": False, "peak_lr": ssl_lr},
+        {"params": probe, "weight_decay": 0.0, "lars": False, "peak_lr": probe_lr},
     ]
 
 
-def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
-    """cfg is the ``optim`` section; lr is set per step by `set_lr`."""
-    groups = parameter_groups(model, cfg.weight_decay, cfg.probe_lr / cfg.lr)
+def build_optimizer(model: nn.Module, cfg, batch_size: int) -> torch.optim.Optimizer:
+    """cfg is the ``optim`` section. Both learning rates scale with batch / 256; the schedule
+    (`apply_schedule`) sets each step's fraction of them. lr = 0 freezes the SSL weights while
+    the online probe still trains."""
+    scale = batch_size / 256
+    groups = parameter_groups(model, cfg.weight_decay, cfg.lr * scale, cfg.probe_lr * scale)
     if cfg.name == "lars":
         return LARS(groups, lr=cfg.lr, momentum=cfg.momentum, eta=cfg.lars_eta)
     if cfg.name == "sgd":
@@ -75,14 +79,15 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def learning_rate(step: int, total_steps: int, warmup_steps: int, base_lr: float, min_fraction: float) -> float:
+def schedule_fraction(step: int, total_steps: int, warmup_steps: int, min_fraction: float) -> float:
+    """Linear warm-up to 1, then cosine decay to ``min_fraction``."""
     if warmup_steps > 0 and step < warmup_steps:
-        return base_lr * (step + 1) / warmup_steps
+        return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    return base_lr * (min_fraction + (1.0 - min_fraction) * cosine)
+    return min_fraction + (1.0 - min_fraction) * cosine
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def apply_schedule(optimizer: torch.optim.Optimizer, fraction: float) -> None:
     for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
+        group["lr"] = group["peak_lr"] * fraction

@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from .config import to_flat_dict
+from .run_lock import RunDirectoryError
 
 STEP = "trainer/step"
 
@@ -31,19 +33,32 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _from_json(row: dict) -> dict:
+    """A history row as it was logged: null back to NaN, "inf"/"-inf" back to infinities."""
+    back = {None: math.nan, "inf": math.inf, "-inf": -math.inf}
+    return {k: back[v] if v is None or v in ("inf", "-inf") else v for k, v in row.items()}
+
+
 def read_history(path: Path) -> list[dict]:
-    """Rows of a history file; a torn last line (a crash mid-write) is dropped."""
+    """Rows of a history file; a torn last line (a crash mid-write) is dropped. Damage anywhere
+    else is a `RunDirectoryError`: resuming over it would silently lose history."""
     if not path.is_file():
         return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise RunDirectoryError(f"{path} is not a text history file; move it aside to start the run over") from None
     rows = []
-    lines = path.read_text().splitlines()
     for i, line in enumerate(lines):
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             if i == len(lines) - 1:
                 break
-            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
+            raise RunDirectoryError(f"{path}: line {i + 1} is not valid JSON; repair or remove the line") from None
+        if not isinstance(row, dict) or not isinstance(row.get(STEP), int | float):
+            raise RunDirectoryError(f"{path}: line {i + 1} is not a history row (no {STEP!r})")
+        rows.append(row)
     return rows
 
 
@@ -71,17 +86,38 @@ class NullLogger:
 class RunLogger(NullLogger):
     def __init__(self, cfg: DictConfig, run_dir: Path, run_id: str, resume_step: int | None) -> None:
         self.run_dir = run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         self.history_path = run_dir / "history.jsonl"
         self.summary_path = run_dir / "summary.json"
-        self.summary: dict = json.loads(self.summary_path.read_text()) if self.summary_path.is_file() else {}
-        self._truncate_history(resume_step)
-        self._history = self.history_path.open("a", buffering=1)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+            self.summary = self._previous_summary()
+            kept = self._truncate_history(resume_step)
+            self._history = self.history_path.open("a", buffering=1)
+            replay = resume_step is not None and cfg.wandb.mode == "offline" and self._supersede_offline_folders()
+        except OSError as error:  # a read-only run.root, a full disk
+            raise RunDirectoryError(f"cannot write run directory {run_dir}: {error.strerror or error}") from None
         self.wandb_run = self._start_wandb(cfg, run_id) if cfg.wandb.mode != "disabled" else None
+        if replay:
+            for row in kept:  # the new offline folder holds the whole history, each step once
+                self.wandb_run.log(_from_json(row), step=int(row[STEP]))
         self.set_summary({"state": "running", "run_id": run_id})
 
-    def _truncate_history(self, resume_step: int | None) -> None:
+    def _previous_summary(self) -> dict:
+        """A resumed run keeps its summary; an unreadable one is replaced (it is rewritten as the
+        run goes), with a note."""
+        if not self.summary_path.is_file():
+            return {}
+        try:
+            summary = json.loads(self.summary_path.read_text(encoding="utf-8"))
+        except ValueError:  # garbled JSON or bytes
+            summary = None
+        if not isinstance(summary, dict):
+            print(f"adadim: {self.summary_path} is unreadable; it is written anew", file=sys.stderr)
+            return {}
+        return summary
+
+    def _truncate_history(self, resume_step: int | None) -> list[dict]:
         """On resume, rows after the checkpoint are replayed by the resumed run: drop them so
         the history has no duplicate and no missing step. A fresh run starts empty."""
         rows = read_history(self.history_path) if resume_step is not None else []
@@ -89,6 +125,22 @@ class RunLogger(NullLogger):
         tmp = self.history_path.with_name(".history.jsonl.tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
         os.replace(tmp, self.history_path)
+        return kept
+
+    def _supersede_offline_folders(self) -> bool:
+        """W&B writes an offline file in blocks, so a killed run's folder can lack its last
+        steps, and a resumed run's new folder would repeat the steps after the checkpoint:
+        synced together, they send some steps twice and others never. On an offline resume the
+        earlier folders move to ``wandb/superseded/`` (kept, not synced by ``wandb sync
+        wandb/offline-run-*``) and the new folder is given every kept history row first."""
+        root = self.run_dir / "wandb"
+        earlier = sorted(root.glob("offline-run-*")) if root.is_dir() else []
+        if not earlier:
+            return False
+        (root / "superseded").mkdir(exist_ok=True)
+        for folder in earlier:
+            folder.rename(root / "superseded" / folder.name)
+        return True
 
     def _start_wandb(self, cfg: DictConfig, run_id: str):
         import wandb

@@ -1,43 +1,57 @@
-"""The training loop: one readable function, `train(cfg)`.
+"""The training loop, in three readable parts: ``setup`` builds a `Run` from the config,
+``train_step`` does one optimizer step, and ``train`` is the loop with its bookkeeping
+(dynamics, evaluation, logging, checkpoints, stopping).
 
-Per step: two views -> backbone -> R -> projector -> Z; the controller sets alpha and beta;
-L = (1 - α)·L_dim + α·L_NT-Xent - s·β·I(R;Z) is back-propagated (the online probe's
-cross-entropy on the detached R rides along and never reaches the backbone); every
-``dynamics.every`` steps the monitor measures this step's own R and Z; at each
-``eval.every_epochs`` the online probe and kNN are scored on the test split; at the end a
-linear probe is fitted on the frozen backbone (and on a randomly initialised one, as the
-reference). Only rank 0 (``master_process``) logs.
+Per step: two views -> backbone -> R -> projector -> Z; the controller sets α and β; the
+AdaDim objective (training/losses/adadim.py) is back-propagated with the online probe's
+cross-entropy on the detached R (which never reaches the backbone). Every
+``dynamics.every`` steps the monitor measures the fixed probe set (or, with
+``dynamics.source=batch``, that step's own batch) and the gradient shares of the loss terms
+are measured on the step's Z. At the end the evaluation protocol scores the frozen backbone.
+Only rank 0 (``master_process``) logs.
+
+The host waits for the device only at log steps: the non-finite check is a device-side flag
+read there (and before every checkpoint), loss values are copied in one transfer, and
+zero-weight loss terms are computed (without gradient) only when they are logged.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import signal
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from adadim.dynamics import DynamicsMonitor, MonitorSettings
+from adadim.dynamics.keys import EPOCH, STEP
 from adadim.dynamics.monitor import gather_rows
 from omegaconf import DictConfig, OmegaConf
 
+from .augment import BatchAugmenter
 from .checkpoint import checkpoints, load_latest, save_checkpoint
-from .config import ConfigError
+from .config import ConfigError, read_config_file, to_flat_dict
 from .controller import WeightController
-from .data import GlobalBatchSampler, TwoViews, evaluation_loaders, load_splits, train_loader
-from .data import two_view_transform as augmentation
+from .data import (
+    GlobalBatchSampler,
+    TwoViews,
+    build_augmenter,
+    evaluation_loaders,
+    load_splits,
+    train_loader,
+    training_dataset,
+)
 from .evaluation import evaluate_representation, evaluate_splits, extract_features, knn_top1
-from .losses import barlow_twins_loss, gather_with_grad, mutual_information_term, nt_xent_loss, vicreg_loss
+from .losses.adadim import ObjectiveSettings, adadim_objective, gradient_norms, gradient_shares
 from .models import SSLModel, build_backbone
-from .optim import build_optimizer, learning_rate, set_lr
+from .optim import apply_schedule, build_optimizer, schedule_fraction
+from .probe import ProbeSet, build_probe, probe_size
+from .run_lock import RunLock, RunLocked, acquire_run_lock
 from .run_logger import NullLogger, RunLogger
-
-STEP, EPOCH = "trainer/step", "trainer/epoch"
+from .runtime import Distributed, StopRequest, broadcast_object, setup_distributed
 
 
 class NonFiniteLoss(RuntimeError):
@@ -45,46 +59,50 @@ class NonFiniteLoss(RuntimeError):
 
 
 @dataclass
-class Distributed:
-    rank: int
-    local_rank: int
-    world: int
-    device: torch.device
+class Run:
+    """Everything one training run holds between steps."""
+
+    cfg: DictConfig
+    dist: Distributed
+    run_id: str
+    run_dir: Path
+    splits: object
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    controller: WeightController
+    monitor: DynamicsMonitor
+    objective: ObjectiveSettings
+    sampler: GlobalBatchSampler
+    dataset: torch.utils.data.Dataset  # TwoViews with data.augment_on=loader
+    augmenter: BatchAugmenter | None  # the on-device augmenter (data.augment_on=device)
+    loader: torch.utils.data.DataLoader
+    probe: ProbeSet | None
+    logger: NullLogger
+    eval_loaders: dict
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    base_lr: float
+    start_step: int = 0
+    autocast: object = field(default_factory=nullcontext)
+    # Running gradient-norm estimates (dimension, NT-Xent) for adadim.balance=grad.
+    grad_balance: list[float] | None = None
+    # Fixed Gaussian kernel widths (R, Z), set at the first measurement.
+    sigmas: tuple[float, float] | None = None
+    lock: RunLock | None = None  # rank 0's lock on the run directory
+    # Wall time of the measurements (probe forward passes, monitor, gradient norms), summed.
+    measure_seconds: float = 0.0
 
     @property
-    def master_process(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device_choice: str) -> Distributed:
-    """Single process, or the process group torchrun describes in the environment."""
-    use_cuda = torch.cuda.is_available() if device_choice == "auto" else device_choice == "cuda"
-    if device_choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("run.device=cuda but no CUDA device is available")
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Distributed(0, 0, 1, torch.device("cuda" if use_cuda else "cpu"))
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
-    return Distributed(rank, local_rank, world, torch.device(f"cuda:{local_rank}" if use_cuda else "cpu"))
-
-
-def _broadcast(value, dist: Distributed):
-    if dist.world == 1:
-        return value
-    box = [value]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
+    def device(self) -> torch.device:
+        return self.dist.device
 
 
 def resolve_run_id(cfg: DictConfig, dist: Distributed) -> str:
     if cfg.run.id:
         return cfg.run.id
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return _broadcast(f"{cfg.method}-{cfg.data.name}-s{cfg.run.seed}-{stamp}", dist)
+    return broadcast_object(f"{cfg.method}-{cfg.data.name}-s{cfg.run.seed}-{stamp}", dist)
 
 
 def _check_resume_config(cfg: DictConfig, run_dir: Path) -> None:
@@ -92,60 +110,18 @@ def _check_resume_config(cfg: DictConfig, run_dir: Path) -> None:
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
-    saved, now = OmegaConf.load(saved_path), OmegaConf.to_container(cfg, resolve=True)
-    saved = OmegaConf.to_container(saved, resolve=True)
+    saved = OmegaConf.to_container(read_config_file(saved_path), resolve=True)
+    now = OmegaConf.to_container(cfg, resolve=True)
     for container in (saved, now):
         container["run"].pop("progress", None)
     if saved != now:
-        from .config import to_flat_dict
-
-        a, b = to_flat_dict(OmegaConf.create(saved)), to_flat_dict(OmegaConf.create(now))
-        diff = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+        before, after = to_flat_dict(OmegaConf.create(saved)), to_flat_dict(OmegaConf.create(now))
+        diff = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         raise ConfigError(f"run {run_dir.name} exists with a different config ({', '.join(diff)}); use a new run.id")
-
-
-class StopRequest:
-    """SIGTERM/SIGINT set a flag; the loop checkpoints and exits at the next step boundary."""
-
-    def __init__(self) -> None:
-        self.signum = 0
-        self._previous = {}
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum, _frame) -> None:
-        self.signum = signum
-
-    def agreed(self, dist: Distributed, device: torch.device) -> int:
-        """Every rank stops at the same step: the largest signal seen by any rank."""
-        if dist.world == 1:
-            return self.signum
-        flag = torch.tensor([self.signum], device=device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return int(flag)
 
 
 def _unwrap(model):
     return model.module if hasattr(model, "module") else model
-
-
-def _checkpoint_state(model, optimizer, controller, step: int, device: torch.device) -> dict:
-    state = {
-        "step": step,
-        "model": _unwrap(model).state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "controller": controller.state_dict(),
-        "rng_cpu": torch.get_rng_state(),
-    }
-    if device.type == "cuda":
-        state["rng_cuda"] = torch.cuda.get_rng_state(device)
-    return state
 
 
 def _to_floats(row: dict) -> dict:
@@ -165,53 +141,98 @@ def _features(backbone, loaders: dict, device) -> dict[str, tuple[torch.Tensor, 
     return {name: extract_features(backbone, loader, device) for name, loader in loaders.items()}
 
 
-def _evaluate_online(model, loaders, device, settings, lowlabel: bool) -> dict:
-    """Per-epoch scores on the test split: the online probe, kNN, and optionally low-label."""
-    feats = _features(_unwrap(model).backbone, {k: loaders[k] for k in ("train", "test")}, device)
-    (train_x, train_y), (test_x, test_y) = feats["train"], feats["test"]
-    with torch.no_grad():
-        logits = _unwrap(model).probe(test_x.to(device)).cpu()
-    out = {
-        "eval/knn_top1": knn_top1(train_x, train_y, test_x, test_y, settings.knn_k),
-        "eval/linear_top1": float((logits.argmax(1) == test_y).float().mean()),
-    }
-    if lowlabel:
-        scores = evaluate_representation(train_x, train_y, {"": (test_x, test_y)}, settings, full_probe=False)
-        out["eval/lowlabel_top1"] = scores["lowlabel_top1"]
-    return out
+# ---- setup ------------------------------------------------------------------------------
 
 
-def _final_evaluation(cfg, backbone, loaders, device, splits) -> dict:
-    """The evaluation protocol on the frozen backbone, on test ("final/...") and validation
-    ("final/val_..."), and the same for a randomly initialised backbone ("final/random_init_...")."""
-
-    def score(net, prefix):
-        scores = evaluate_splits(_features(net, loaders, device), cfg.eval, cfg.eval.final_probe)
-        return {f"{prefix}{k}": v for k, v in scores.items()}
-
-    out = score(backbone, "final/")
-    if cfg.eval.random_init_baseline:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.run.seed)  # the same initialisation the run started from
-            random_backbone = build_backbone(
-                cfg.model.backbone, splits.in_channels, cfg.model.width, cfg.model.cifar_stem
-            )
-        out.update(score(random_backbone.to(device), "final/random_init_"))
-        out.pop("final/random_init_lowlabel_draws", None)
-    return out
+def _objective_settings(cfg: DictConfig) -> ObjectiveSettings:
+    loss, adadim = cfg.loss, cfg.adadim
+    return ObjectiveSettings(
+        dimension_loss="barlow" if cfg.method == "barlow" else "vicreg",
+        temperature=loss.temperature,
+        invariance_weight=loss.invariance_weight,
+        variance_weight=loss.variance_weight,
+        covariance_weight=loss.covariance_weight,
+        barlow_lambda=loss.barlow_lambda,
+        mi_order=adadim.mi_order,
+        mi_kernel=adadim.mi_kernel,
+        mi_sign=1.0 if adadim.mi_sign == "maximize" else -1.0,
+    )
 
 
-def train(cfg: DictConfig) -> dict:
-    """Run (or resume) one training run; returns its summary. Raises ConfigError for a config
-    that cannot run, NonFiniteLoss when the loss diverges."""
+def _controller(cfg: DictConfig, total_steps: int) -> WeightController:
+    adadim = cfg.adadim
+    return WeightController(
+        method=cfg.method,
+        total_steps=total_steps,
+        gamma=adadim.gamma,
+        alpha=adadim.alpha,
+        alpha_start=adadim.alpha_start,
+        alpha_end=adadim.alpha_end,
+        every=adadim.every,
+        ema=adadim.ema,
+        normalization=adadim.normalization,
+        invert=adadim.invert,
+        alpha_min=adadim.alpha_min,
+        alpha_max=adadim.alpha_max,
+    )
+
+
+def _monitor(cfg: DictConfig, sigmas: tuple[float, float] | None = None) -> DynamicsMonitor:
+    settings = cfg.dynamics
+    extra = {"sigma_r": sigmas[0], "sigma_z": sigmas[1]} if sigmas else {}
+    return DynamicsMonitor(
+        MonitorSettings(
+            metrics=tuple(settings.metrics),
+            order=settings.order,
+            kernel=settings.kernel,
+            n_permutations=settings.n_permutations,
+            seed=settings.seed,
+            gather=settings.source == "batch",  # probe views arrive gathered already
+            **extra,
+        )
+    )
+
+
+def setup(cfg: DictConfig) -> Run:
+    """Build (or restore from the newest checkpoint) everything a run needs, holding the run
+    directory's lock (release it with ``run.lock.release()``; `train` does)."""
     dist = setup_distributed(cfg.run.device)
-    device, master_process = dist.device, dist.master_process
     run_id = resolve_run_id(cfg, dist)
     run_dir = Path(cfg.run.root) / run_id
-    if cfg.run.resume:
-        _check_resume_config(cfg, run_dir)
-    elif checkpoints(run_dir / "checkpoints"):
-        raise ConfigError(f"run {run_id} already has checkpoints and run.resume=false; use a new run.id")
+    lock = _lock_run_dir(run_dir, dist)
+    try:
+        if cfg.run.resume:
+            _check_resume_config(cfg, run_dir)
+        elif checkpoints(run_dir / "checkpoints"):
+            raise ConfigError(f"run {run_id} already has checkpoints and run.resume=false; use a new run.id")
+        run = _build(cfg, dist, run_id, run_dir)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    run.lock = lock
+    return run
+
+
+def _lock_run_dir(run_dir: Path, dist: Distributed) -> RunLock | None:
+    """Rank 0 holds the run directory's lock for the whole run; a second writer is refused at
+    once (RunLocked names the holder's PID). Under DDP every rank learns the outcome."""
+    lock, refusal = None, None
+    if dist.master_process:
+        try:
+            lock = acquire_run_lock(run_dir)
+        except RunLocked as error:
+            refusal = error
+    refused = broadcast_object(str(refusal) if refusal else "", dist)
+    if refusal is not None:
+        raise refusal
+    if refused:
+        raise RunLocked(run_dir, None)
+    return lock
+
+
+def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Run:
+    device = dist.device
 
     torch.manual_seed(cfg.run.seed)
     splits = load_splits(cfg.data)
@@ -225,210 +246,419 @@ def train(cfg: DictConfig) -> dict:
         sampler = GlobalBatchSampler(len(splits.ssl_train), global_batch, cfg.run.seed, dist.rank, dist.world)
     except ValueError as error:  # batch larger than the data, or not divisible by the ranks
         raise ConfigError(str(error)) from None
-    dataset = TwoViews(splits.ssl_train, augmentation(cfg.data.name, splits.image_size), cfg.run.seed)
-    loader = train_loader(dataset, sampler, cfg.data.num_workers)
+    dataset = training_dataset(splits, cfg.data, cfg.run.seed)
     steps_per_epoch = sampler.batches_per_epoch
     total_steps = steps_per_epoch * cfg.optim.epochs
     if cfg.optim.max_steps is not None:
         total_steps = min(total_steps, cfg.optim.max_steps)
-    warmup_steps = round(cfg.optim.warmup_epochs * steps_per_epoch)
-    base_lr = cfg.optim.lr * global_batch / 256
 
-    optimizer = build_optimizer(model, cfg.optim)
-    a = cfg.adadim
-    controller = WeightController(
-        cfg.method, total_steps, a.gamma, a.alpha, a.alpha_start, a.alpha_end, a.every, a.ema,
-        a.normalization, a.invert, a.alpha_min, a.alpha_max,
-    )  # fmt: skip
-    dy = cfg.dynamics
-    monitor = DynamicsMonitor(
-        MonitorSettings(
-            metrics=tuple(dy.metrics), alpha=dy.order, kernel=dy.kernel, n_permutations=dy.n_permutations, seed=dy.seed
-        )
+    probe = None
+    if cfg.dynamics.source == "probe" and (cfg.dynamics.every or _alpha_from_probe(cfg)):
+        size = probe_size(cfg.data.name, cfg.dynamics.probe_size, len(splits.ssl_train))
+        probe = build_probe(cfg.data, splits, size, cfg.dynamics.seed)
+
+    optimizer = build_optimizer(model, cfg.optim, global_batch)
+    controller = _controller(cfg, total_steps)
+    run = Run(
+        cfg=cfg,
+        dist=dist,
+        run_id=run_id,
+        run_dir=run_dir,
+        splits=splits,
+        model=model,
+        optimizer=optimizer,
+        controller=controller,
+        monitor=_monitor(cfg),
+        objective=_objective_settings(cfg),
+        sampler=sampler,
+        dataset=dataset,
+        augmenter=build_augmenter(cfg.data, splits, cfg.run.seed, dist.rank, device),
+        loader=train_loader(dataset, sampler, cfg.data.num_workers),
+        probe=probe,
+        logger=NullLogger(),
+        eval_loaders={},
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        warmup_steps=round(cfg.optim.warmup_epochs * steps_per_epoch),
+        base_lr=cfg.optim.lr * global_batch / 256,
+        autocast=torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext(),
     )
 
-    start_step = 0
-    resumed = load_latest(run_dir / "checkpoints", map_location=device) if cfg.run.resume else None
+    required = ("model", "optimizer", "controller", "rng_cpu", "step")
+    resumed = load_latest(run_dir / "checkpoints", map_location=device, required=required) if cfg.run.resume else None
     if resumed is not None:
-        _, state = resumed
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        controller.load_state_dict(state["controller"])
-        torch.set_rng_state(state["rng_cpu"])
-        if "rng_cuda" in state and device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng_cuda"], device)
-        start_step = int(state["step"])
+        _restore(run, resumed[1])
 
     if dist.world > 1:
         if device.type == "cuda":
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dist.local_rank] if device.type == "cuda" else None
+            run.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(run.model)
+        run.model = torch.nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[dist.local_rank] if device.type == "cuda" else None
+        )
+    if dist.master_process:
+        run.logger = RunLogger(cfg, run_dir, run_id, run.start_step if resumed else None)
+        run.eval_loaders = evaluation_loaders(splits, cfg.data.name, cfg.data.num_workers)
+    return run
+
+
+def _alpha_from_probe(cfg: DictConfig) -> bool:
+    return cfg.method == "adadim" and cfg.adadim.erank_source == "probe" and cfg.dynamics.source == "probe"
+
+
+def _checkpoint_state(run: Run, step: int) -> dict:
+    state = {
+        "step": step,
+        "model": _unwrap(run.model).state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "controller": run.controller.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "grad_balance": list(run.grad_balance) if run.grad_balance is not None else [],
+        "sigmas": list(run.sigmas) if run.sigmas is not None else [],
+    }
+    if run.device.type == "cuda":
+        state["rng_cuda"] = torch.cuda.get_rng_state(run.device)
+    return state
+
+
+def _restore(run: Run, state: dict) -> None:
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.controller.load_state_dict(state["controller"])
+    torch.set_rng_state(state["rng_cpu"])
+    if "rng_cuda" in state and run.device.type == "cuda":
+        torch.cuda.set_rng_state(state["rng_cuda"], run.device)
+    run.grad_balance = list(state.get("grad_balance") or []) or None
+    run.sigmas = tuple(state.get("sigmas") or []) or None
+    if run.sigmas is not None:
+        run.monitor = _monitor(run.cfg, run.sigmas)
+    run.start_step = int(state["step"])
+
+
+def save(run: Run, step: int) -> None:
+    """The one place a checkpoint is written (rank 0)."""
+    if run.dist.master_process:
+        save_checkpoint(run.run_dir / "checkpoints", step, _checkpoint_state(run, step), run.cfg.run.keep_checkpoints)
+
+
+# ---- one step ---------------------------------------------------------------------------
+
+
+@dataclass
+class StepPlan:
+    """What happens at this step besides the update; all decided on the host, without syncs."""
+
+    log: bool
+    measure: bool  # the dynamics monitor
+    grads: bool  # gradient norms and shares of the loss terms
+    probe: bool  # a forward pass over the probe set (dynamics and/or AdaDim's α)
+
+
+def plan_step(run: Run, step: int, eval_due: bool) -> StepPlan:
+    cfg = run.cfg
+    every = cfg.dynamics.every
+    last = step == run.total_steps - 1
+    measure = bool(every) and (step % every == 0 or last)
+    alpha_due = run.controller.needs_embedding(step)
+    balance_due = cfg.adadim.balance == "grad" and step % cfg.adadim.every == 0
+    grads = (measure and cfg.dynamics.grad_shares) or balance_due
+    probe = run.probe is not None and (
+        (measure and cfg.dynamics.source == "probe") or (alpha_due and _alpha_from_probe(cfg))
+    )
+    log = step % cfg.run.log_every == 0 or measure or alpha_due or balance_due or eval_due or last
+    return StepPlan(log=log, measure=measure, grads=grads, probe=probe)
+
+
+def measure_probe(run: Run):
+    """(R views, Z views) of the whole probe set (every rank measures all of it)."""
+    settings = run.cfg.dynamics
+    return run.probe.forward(_unwrap(run.model), run.device, settings.probe_batch, settings.probe_norm, run.autocast)
+
+
+def _require_finite(run: Run, r_views, z_views, step: int) -> None:
+    """Diverged weights show in the outputs before the loss: stop before measuring them."""
+    if not all(bool(torch.isfinite(v).all()) for v in (*r_views, *z_views)):  # measuring steps log anyway
+        raise NonFiniteLoss(
+            f"the loss became non-finite: the network's outputs are NaN or Inf at step {step}; the run "
+            f"stopped. Last good checkpoint: {last_checkpoint(run.run_dir)}"
         )
 
-    logger = RunLogger(cfg, run_dir, run_id, start_step if resumed else None) if master_process else NullLogger()
-    eval_loaders = {}
-    if master_process:
-        eval_loaders = evaluation_loaders(splits, cfg.data.name, cfg.data.num_workers)
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-    sign = 1.0 if a.mi_sign == "maximize" else -1.0
+def _dynamics(run: Run, r_views, z_views, step: int) -> dict:
+    _require_finite(run, r_views, z_views, step)
+    if run.cfg.dynamics.kernel == "gaussian" and run.sigmas is None:
+        # One Gaussian width per run, fixed at the first measurement (on the probe set).
+        widths = run.monitor.calibrate(r_views, z_views)
+        run.sigmas = (widths["sigma_r"], widths["sigma_z"])
+        run.logger.set_summary({"dynamics/sigma_R": run.sigmas[0], "dynamics/sigma_Z": run.sigmas[1]})
+    return run.monitor(r_views, z_views)
+
+
+def train_step(run: Run, batch, step: int, plan: StepPlan):
+    """One optimizer step on a loader batch: ``(x, labels)`` (views drawn here, on the device)
+    or ``(x1, x2, labels)`` (views drawn by the loader). Returns (the row of device tensors to
+    log, empty at quiet steps, the loss)."""
+    cfg, device, model = run.cfg, run.device, run.model
+    if run.augmenter is not None:
+        x, labels = batch
+        x1, x2 = run.augmenter.views(x.to(device, non_blocking=True), step)
+    else:
+        x1, x2, labels = batch
+    fraction = schedule_fraction(step, run.total_steps, run.warmup_steps, cfg.optim.min_lr_fraction)
+    apply_schedule(run.optimizer, fraction)
+    lr = run.base_lr * fraction
+    x1, x2, labels = (t.to(device, non_blocking=True) for t in (x1, x2, labels))
+    if device.type == "cuda":
+        x1 = x1.contiguous(memory_format=torch.channels_last)
+        x2 = x2.contiguous(memory_format=torch.channels_last)
+
+    started = time.perf_counter()
+    probe_views = measure_probe(run) if plan.probe else None  # before the update: the state being updated
+    run.measure_seconds += time.perf_counter() - started
+    if probe_views is not None:
+        _require_finite(run, *probe_views, step)
+    with run.autocast:
+        (r1, r2), (z1, z2), logits = model(x1, x2)
+    z1, z2 = z1.float(), z2.float()
+
+    alpha_z = None
+    if run.controller.needs_embedding(step):
+        alpha_z = probe_views[1][0] if _alpha_from_probe(cfg) else gather_rows(z1.detach())
+    weights = run.controller.step(step, alpha_z)
+
+    balance = tuple(run.grad_balance) if run.grad_balance is not None else None
+    terms = adadim_objective(
+        (r1, r2), (z1, z2), weights.alpha, weights.beta, run.objective, log_all=plan.log, balance=balance
+    )
+    probe_loss = F.cross_entropy(logits.float(), labels, ignore_index=-1)
+
+    row = {}
+    if plan.grads:
+        started = time.perf_counter()
+        norms = gradient_norms(terms, (z1, z2))
+        if cfg.adadim.balance == "grad":
+            _update_balance(run, norms, terms, weights.alpha)
+        if plan.measure and cfg.dynamics.grad_shares:
+            for name, share in gradient_shares(norms).items():
+                row[f"adadim/grad_norm_{name}"] = norms.get(name, torch.zeros((), device=device))
+                row[f"adadim/grad_share_{name}"] = share
+        run.measure_seconds += time.perf_counter() - started
+
+    run.optimizer.zero_grad(set_to_none=True)
+    (terms.loss + probe_loss).backward()
+    run.optimizer.step()
+
+    if not plan.log:
+        return row, terms.loss
+    if plan.measure:
+        started = time.perf_counter()
+        if cfg.dynamics.source == "probe":
+            row.update(_dynamics(run, *probe_views, step))
+        else:
+            row.update(_dynamics(run, (r1.detach(), r2.detach()), (z1.detach(), z2.detach()), step))
+        run.measure_seconds += time.perf_counter() - started
+    zero = torch.zeros((), device=device)
+    row.update({
+        STEP: step,
+        EPOCH: (step + 1) / run.steps_per_epoch,
+        "train/loss": terms.loss,
+        "train/loss_vicreg": terms.vicreg.loss,
+        "train/vicreg_invariance": terms.vicreg.invariance,
+        "train/vicreg_variance": terms.vicreg.variance,
+        "train/vicreg_covariance": terms.vicreg.covariance,
+        "train/loss_nt_xent": terms.nt_xent,
+        "train/loss_mi": terms.mi if terms.mi is not None else zero,
+        "train/probe_loss": probe_loss,
+        "train/lr": lr,
+        "adadim/alpha": weights.alpha,
+        "adadim/beta": weights.beta,
+        "adadim/erank_z_norm": run.controller.erank_norm,
+    })  # fmt: skip
+    if run.objective.dimension_loss == "barlow":
+        row["train/loss_barlow"] = terms.dimension
+    return row, terms.loss
+
+
+def _update_balance(run: Run, norms: dict, terms, alpha: float) -> None:
+    """Running estimates of the unweighted gradient norms of the two main terms (EMA), from the
+    weighted norms just measured. The first measurement seeds them."""
+    momentum = run.cfg.adadim.balance_momentum
+    current = list(run.grad_balance) if run.grad_balance is not None else [math.nan, math.nan]
+    effective = _effective_weights(run, alpha)
+    for i, name in enumerate(("dimension", "nt_xent")):
+        if name in norms and effective[i] > 0:
+            value = float(norms[name]) / effective[i]
+            current[i] = value if math.isnan(current[i]) else momentum * current[i] + (1 - momentum) * value
+    if not any(math.isnan(c) for c in current):
+        run.grad_balance = current
+
+
+def _effective_weights(run: Run, alpha: float) -> tuple[float, float]:
+    if run.grad_balance is None:
+        return 1.0 - alpha, alpha
+    g_dim, g_nt = (max(g, 1e-12) for g in run.grad_balance)
+    scale = (1.0 - alpha) * g_dim + alpha * g_nt
+    return (1.0 - alpha) * scale / g_dim, alpha * scale / g_nt
+
+
+# ---- evaluation ---------------------------------------------------------------------------
+
+
+def _evaluate_online(run: Run, lowlabel: bool) -> dict:
+    """Per-epoch scores on the test split: the online probe, kNN, and optionally low-label."""
+    model, loaders, device, settings = _unwrap(run.model), run.eval_loaders, run.device, run.cfg.eval
+    feats = _features(model.backbone, {k: loaders[k] for k in ("train", "test")}, device)
+    (train_x, train_y), (test_x, test_y) = feats["train"], feats["test"]
+    with torch.no_grad():
+        logits = model.probe(test_x.to(device)).cpu()
+    out = {
+        "eval/knn_top1": knn_top1(train_x, train_y, test_x, test_y, settings.knn_k),
+        "eval/linear_top1": float((logits.argmax(1) == test_y).float().mean()),
+    }
+    if lowlabel:
+        scores = evaluate_representation(train_x, train_y, {"": (test_x, test_y)}, settings, full_probe=False)
+        out["eval/lowlabel_top1"] = scores["lowlabel_top1"]
+    model.train()
+    return out
+
+
+def final_evaluation(cfg, backbone, loaders, device, in_channels: int) -> dict:
+    """The evaluation protocol on the frozen backbone, on test ("final/...") and validation
+    ("final/val_..."), and the same for a randomly initialised backbone ("final/random_init_...")."""
+
+    def score(net, prefix):
+        scores = evaluate_splits(_features(net, loaders, device), cfg.eval, cfg.eval.final_probe)
+        return {f"{prefix}{k}": v for k, v in scores.items()}
+
+    out = score(backbone, "final/")
+    if cfg.eval.random_init_baseline:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.run.seed)  # the same initialisation the run started from
+            random_backbone = build_backbone(cfg.model.backbone, in_channels, cfg.model.width, cfg.model.cifar_stem)
+        out.update(score(random_backbone.to(device), "final/random_init_"))
+        out.pop("final/random_init_lowlabel_draws", None)
+    return out
+
+
+# ---- the loop -----------------------------------------------------------------------------
+
+
+def _raise_if_non_finite(run: Run, first_bad: torch.Tensor) -> None:
+    bad_step = int(first_bad)  # a host sync: only at log steps and before checkpoints
+    if bad_step >= 0:
+        raise NonFiniteLoss(
+            f"the loss became non-finite (NaN or Inf) at step {bad_step}; the run stopped. "
+            f"Last good checkpoint: {last_checkpoint(run.run_dir)}"
+        )
+
+
+def train(cfg: DictConfig) -> dict:
+    """Run (or resume) one training run; returns its summary. Raises ConfigError for a config
+    that cannot run, NonFiniteLoss when the loss diverges."""
+    run = setup(cfg)
+    master_process = run.dist.master_process
     stop = StopRequest()
     stop.install()
     progress = None
     if master_process and cfg.run.progress:
         from tqdm.auto import tqdm
 
-        progress = tqdm(total=total_steps, initial=start_step, desc=run_id, dynamic_ncols=True)
-    latest = {}
-    step, exit_signal, last_saved = start_step, 0, start_step
+        progress = tqdm(total=run.total_steps, initial=run.start_step, desc=run.run_id, dynamic_ncols=True)
+    latest: dict = {}
+    step, exit_signal, last_saved = run.start_step, 0, run.start_step
+    first_bad = torch.full((), -1, dtype=torch.long, device=run.device)  # first step with a non-finite loss
     online_eval_seconds = 0.0
     loop_started = tick = time.perf_counter()
+    steps_since_log = 0
     try:
-        while step < total_steps and not exit_signal:
-            epoch = step // steps_per_epoch
-            sampler.set_epoch(epoch, step % steps_per_epoch)
-            dataset.set_epoch(epoch)
-            model.train()
-            for x1, x2, labels in loader:
-                lr = learning_rate(step, total_steps, warmup_steps, base_lr, cfg.optim.min_lr_fraction)
-                set_lr(optimizer, lr)
-                x1, x2, labels = (t.to(device, non_blocking=True) for t in (x1, x2, labels))
-                if device.type == "cuda":
-                    x1, x2 = (
-                        x1.contiguous(memory_format=torch.channels_last),
-                        x2.contiguous(memory_format=torch.channels_last),
-                    )
-                with autocast:
-                    (r1, r2), (z1, z2), logits = model(x1, x2)
-                z1, z2 = z1.float(), z2.float()
-                z_alpha = gather_rows(z1.detach()) if controller.needs_embedding(step) else None
-                weights = controller.step(step, z_alpha)
-
-                z1_all, z2_all = gather_with_grad(z1), gather_with_grad(z2)
-                vic = vicreg_loss(
-                    z1_all, z2_all, cfg.loss.invariance_weight, cfg.loss.variance_weight, cfg.loss.covariance_weight
-                )
-                nt = nt_xent_loss(z1, z2, cfg.loss.temperature)
-                row = {}
-                if cfg.method == "barlow":
-                    barlow = barlow_twins_loss(z1_all, z2_all, cfg.loss.barlow_lambda)
-                    dimension_loss = barlow.loss
-                    row["train/loss_barlow"] = barlow.loss
-                else:
-                    dimension_loss = vic.loss
-                if weights.beta > 0:
-                    r_all = (gather_with_grad(r1.float()), gather_with_grad(r2.float()))
-                    mi = mutual_information_term(r_all, (z1_all, z2_all), a.mi_order, a.mi_kernel)
-                else:
-                    mi = torch.zeros((), device=device)
-                loss = (1 - weights.alpha) * dimension_loss + weights.alpha * nt - sign * weights.beta * mi
-                probe_loss = F.cross_entropy(logits.float(), labels, ignore_index=-1)
-
-                if not torch.isfinite(loss):
-                    raise NonFiniteLoss(
-                        f"the loss became {float(loss.detach())} at step {step}; the run stopped. "
-                        f"Last good checkpoint: {load_last_path(run_dir)}"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                (loss + probe_loss).backward()
-                optimizer.step()
-
-                dynamics = {}
-                if dy.every and step % dy.every == 0:
-                    dynamics = monitor((r1.detach(), r2.detach()), (z1.detach(), z2.detach()))
-                now = time.perf_counter()
-                row.update({
-                    STEP: step,
-                    EPOCH: (step + 1) / steps_per_epoch,
-                    "train/loss": loss,
-                    "train/loss_vicreg": vic.loss,
-                    "train/vicreg_invariance": vic.invariance,
-                    "train/vicreg_variance": vic.variance,
-                    "train/vicreg_covariance": vic.covariance,
-                    "train/loss_nt_xent": nt,
-                    "train/loss_mi": mi,
-                    "train/probe_loss": probe_loss,
-                    "train/lr": lr,
-                    "trainer/samples_per_s": global_batch / max(now - tick, 1e-9),
-                    "adadim/alpha": weights.alpha,
-                    "adadim/beta": weights.beta,
-                    "adadim/erank_z_norm": controller.erank_norm,
-                    **dynamics,
-                })  # fmt: skip
-                tick = now
-                step += 1
-
-                epochs_done = step // steps_per_epoch if step % steps_per_epoch == 0 else 0
+        while step < run.total_steps and not exit_signal:
+            epoch = step // run.steps_per_epoch
+            run.sampler.set_epoch(epoch, step % run.steps_per_epoch)
+            if isinstance(run.dataset, TwoViews):
+                run.dataset.set_epoch(epoch)
+            run.model.train()
+            for batch in run.loader:
+                epochs_done = (step + 1) // run.steps_per_epoch if (step + 1) % run.steps_per_epoch == 0 else 0
                 online = _due(epochs_done, cfg.eval.every_epochs)
                 lowlabel = _due(epochs_done, cfg.eval.lowlabel_every_epochs)
-                if master_process and (online or lowlabel):
-                    started = time.perf_counter()
-                    row.update(_evaluate_online(model, eval_loaders, device, cfg.eval, lowlabel))
-                    model.train()
-                    online_eval_seconds += time.perf_counter() - started
-                    tick += time.perf_counter() - started  # keeps samples/s a training figure
-                row = _to_floats(row)
-                latest.update(row)
-                if (step - 1) % cfg.run.log_every == 0 or dynamics or "eval/knn_top1" in row or step == total_steps:
-                    logger.log(row)
+                plan = plan_step(run, step, online or lowlabel)
+                row, loss = train_step(run, batch, step, plan)
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
+                step += 1
+                steps_since_log += 1
+                checkpoint_due = step % cfg.run.checkpoint_every_steps == 0
+
+                if plan.log or checkpoint_due:
+                    _raise_if_non_finite(run, first_bad)
+                if plan.log:
+                    if master_process and (online or lowlabel):
+                        started = time.perf_counter()
+                        row.update(_evaluate_online(run, lowlabel))
+                        online_eval_seconds += time.perf_counter() - started
+                        tick += time.perf_counter() - started  # keeps samples/s a training figure
+                    row = _to_floats(row)
+                    now = time.perf_counter()
+                    row["trainer/samples_per_s"] = steps_since_log * cfg.data.batch_size / max(now - tick, 1e-9)
+                    tick, steps_since_log = now, 0
+                    latest.update(row)
+                    run.logger.log(row)
+                    if progress is not None:
+                        progress.set_postfix(
+                            loss=f"{latest['train/loss']:.3f}",
+                            alpha=f"{latest['adadim/alpha']:.2f}",
+                            H_R=f"{latest.get('dynamics/H_R', math.nan):.2f}",
+                            I_ex=f"{latest.get('dynamics/I_RZ_excess', math.nan):.2f}",
+                            refresh=False,
+                        )
                 if progress is not None:
                     progress.update(1)
-                    progress.set_postfix(
-                        loss=f"{latest['train/loss']:.3f}",
-                        alpha=f"{latest['adadim/alpha']:.2f}",
-                        H_R=f"{latest.get('dynamics/H_R', math.nan):.2f}",
-                        I_RZ=f"{latest.get('dynamics/I_RZ', math.nan):.2f}",
-                    )
-                if step % cfg.run.checkpoint_every_steps == 0 and master_process:
-                    save_checkpoint(
-                        run_dir / "checkpoints",
-                        step,
-                        _checkpoint_state(model, optimizer, controller, step, device),
-                        cfg.run.keep_checkpoints,
-                    )
+                if checkpoint_due:
+                    save(run, step)
                     last_saved = step
-                exit_signal = stop.agreed(dist, device)
-                if step >= total_steps or exit_signal:
+                # A signal is a host flag; under DDP the ranks agree on it where they sync anyway.
+                if run.dist.world == 1 or plan.log or checkpoint_due:
+                    exit_signal = stop.agreed(run.dist, run.device)
+                if step >= run.total_steps or exit_signal:
                     break
-        if master_process and last_saved != step:
-            save_checkpoint(
-                run_dir / "checkpoints",
-                step,
-                _checkpoint_state(model, optimizer, controller, step, device),
-                cfg.run.keep_checkpoints,
-            )
+        _raise_if_non_finite(run, first_bad)
+        if last_saved != step:
+            save(run, step)
         if exit_signal:
-            logger.set_summary({"trainer/step": step})
-            logger.finish("interrupted", exit_code=128 + exit_signal)
-            return {"state": "interrupted", "signal": exit_signal, "step": step, "run_dir": str(run_dir)}
+            run.logger.set_summary({STEP: step})
+            run.logger.finish("interrupted", exit_code=128 + exit_signal)
+            return {"state": "interrupted", "signal": exit_signal, "step": step, "run_dir": str(run.run_dir)}
         loop_seconds = time.perf_counter() - loop_started
         final, started = {}, time.perf_counter()
         if master_process:
-            final = _final_evaluation(cfg, _unwrap(model).backbone, eval_loaders, device, splits)
+            backbone = _unwrap(run.model).backbone
+            final = final_evaluation(cfg, backbone, run.eval_loaders, run.device, run.splits.in_channels)
         timing = {
             "trainer/loop_seconds": loop_seconds,
             "trainer/online_eval_seconds": online_eval_seconds,
+            "trainer/measure_seconds": run.measure_seconds,
             "trainer/final_eval_seconds": time.perf_counter() - started,
         }
-        summary = {**latest, **final, **timing, "trainer/step": step, "run_dir": str(run_dir)}
-        logger.set_summary(summary)
-        logger.finish("finished")
+        widths = {"dynamics/sigma_R": run.sigmas[0], "dynamics/sigma_Z": run.sigmas[1]} if run.sigmas else {}
+        summary = {**latest, **final, **timing, **widths, STEP: step, "run_dir": str(run.run_dir)}
+        run.logger.set_summary(summary)
+        run.logger.finish("finished")
         return {**summary, "state": "finished"}
     except NonFiniteLoss:
-        logger.finish("failed: non-finite loss", exit_code=1)
+        run.logger.finish("failed: non-finite loss", exit_code=1)
         raise
     except BaseException:
-        logger.finish("crashed", exit_code=1)
+        run.logger.finish("crashed", exit_code=1)
         raise
     finally:
         stop.restore()
         if progress is not None:
             progress.close()
-        if dist.world > 1 and torch.distributed.is_initialized():
+        if run.lock is not None:
+            run.lock.release()
+        if run.dist.world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 
 
-def load_last_path(run_dir: Path) -> str:
+def last_checkpoint(run_dir: Path) -> str:
+    """The newest checkpoint's path, for messages."""
     found = checkpoints(run_dir / "checkpoints")
     return str(found[-1]) if found else "none (no checkpoint was written yet)"

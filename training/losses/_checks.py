@@ -2,7 +2,8 @@ import torch
 
 
 def check_pair(z1: torch.Tensor, z2: torch.Tensor, min_samples: int = 2) -> None:
-    """Two views of the same batch: equal 2-D shapes, at least `min_samples` rows, finite."""
+    """Two views of the same batch: equal 2-D shapes and at least `min_samples` rows. Values are
+    not read (that would make the host wait for the device every step)."""
     for name, z in (("z1", z1), ("z2", z2)):
         if not isinstance(z, torch.Tensor) or z.dim() != 2:
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__

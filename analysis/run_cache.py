@@ -1,0 +1,152 @@
+"""The Parquet cache of parsed runs: one file per run, and a manifest of the files each run was
+parsed from (path, size, mtime; for W&B runs their state, last step and heartbeat).
+
+Where it lives (`cache_location`):
+- ``"auto"``: ``<source>/.adadim-cache`` beside local runs. When that cannot be written (a
+  read-only source) it moves to the user cache, ``$XDG_CACHE_HOME/adadim`` or
+  ``~/.cache/adadim``, under ``local/<source name>-<hash of its path>``; when that cannot be
+  written either there is no cache. Each move is noted. A W&B project uses
+  ``<user cache>/<entity>__<project>``.
+- a folder: that folder; it must be writable (`CacheError` otherwise);
+- ``None``: no cache (every run is parsed).
+
+The cache only ever saves time: a write that fails halfway (a full disk) turns it off for the
+rest of the load, with a note, and the runs still load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+# 2: a run's id comes from its own files, no longer from its folder name.
+CACHE_VERSION = 2
+
+
+class CacheError(ValueError):
+    """A cache folder that was asked for explicitly and cannot be used."""
+
+
+def user_cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "adadim"
+
+
+def unwritable(directory: Path, create: bool = True) -> str | None:
+    """Why files cannot be written in ``directory`` (None: they can). With ``create`` a missing
+    folder is made; without, its nearest existing parent is probed and nothing is left behind.
+    The probe is a real file: permission bits say nothing to root or on a read-only mount."""
+    directory = Path(directory)
+    try:
+        if create:
+            directory.mkdir(parents=True, exist_ok=True)
+        else:
+            while not directory.exists() and directory.parent != directory:
+                directory = directory.parent
+            if not directory.is_dir():
+                return f"{directory} is not a folder"
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".probe-"):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
+def cache_location(source: str | Path, is_project: bool, cache_dir, notes: list[str]) -> Path | None:
+    """The cache folder for ``source`` (see the module docstring); fallbacks are added to ``notes``."""
+    if cache_dir is None:
+        return None
+    if cache_dir != "auto":
+        reason = unwritable(Path(cache_dir))
+        if reason:
+            raise CacheError(f"cannot use the cache folder {cache_dir}: {reason}")
+        return Path(cache_dir)
+    if is_project:
+        candidates = [user_cache_root() / str(source).replace("/", "__")]
+    else:
+        path = Path(source).resolve()
+        beside = (path if path.is_dir() else path.parent) / ".adadim-cache"
+        digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
+        candidates = [beside, user_cache_root() / "local" / f"{path.name}-{digest}"]
+    for i, candidate in enumerate(candidates):
+        reason = unwritable(candidate)
+        if reason is None:
+            if i > 0:
+                notes.append(f"the cache is in {candidate}")
+            return candidate
+        notes.append(f"cannot write the cache in {candidate} ({reason})")
+    notes.append("loading without a cache")
+    return None
+
+
+def signature(files: Iterable[Path]) -> list:
+    return sorted([str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files)
+
+
+class Cache:
+    """Parsed runs by key; a key's entry is valid while its signature is unchanged. A run that
+    could not be parsed is remembered as its reason (``bad``)."""
+
+    def __init__(self, directory: Path | None, notes: list[str]) -> None:
+        self.directory, self.notes = directory, notes
+        self.manifest: dict = {}
+        if directory is not None:
+            path = directory / "manifest.json"
+            try:
+                manifest = json.loads(path.read_text()) if path.is_file() else {}
+            except (OSError, ValueError):  # unreadable or garbled: start over
+                manifest = {}
+            if isinstance(manifest, dict) and manifest.get("version") == CACHE_VERSION:
+                self.manifest = manifest.get("runs", {})
+
+    def _file(self, key: str) -> Path:
+        return self.directory / f"{key.replace('/', '__')}.parquet"
+
+    def _off(self, error: OSError) -> None:
+        self.notes.append(f"the cache in {self.directory} stopped working ({error.strerror or error}); not caching")
+        self.directory = None
+
+    def get(self, key: str, sig: list):
+        """(meta, history), a `str` reason for a run known to be bad, or None."""
+        entry = self.manifest.get(key)
+        if self.directory is None or entry is None or entry["signature"] != sig:
+            return None
+        if entry.get("bad"):
+            return str(entry["bad"])
+        try:
+            return entry["meta"], pd.read_parquet(self._file(key))
+        except Exception:  # a missing or damaged Parquet file: parse the run again
+            return None
+
+    def put(self, key: str, sig: list, meta: dict | None, history: pd.DataFrame | None, bad: str | None = None):
+        if self.directory is None:
+            return
+        try:
+            if bad is None:
+                history.to_parquet(self._file(key), index=False)
+        except OSError as error:
+            self._off(error)
+            return
+        self.manifest[key] = {"signature": sig, "meta": _jsonable(meta), "bad": bad}
+
+    def save(self) -> None:
+        if self.directory is None:
+            return
+        try:
+            tmp = self.directory / ".manifest.json.tmp"
+            tmp.write_text(json.dumps({"version": CACHE_VERSION, "runs": self.manifest}))
+            tmp.replace(self.directory / "manifest.json")
+        except OSError as error:
+            self._off(error)
+
+
+def _jsonable(meta: dict | None):
+    if meta is None:
+        return None
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in meta.items()}

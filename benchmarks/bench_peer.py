@@ -1,0 +1,199 @@
+"""Our trainer against a plain VICReg loop built on lightly, same data, same CNN, same wall clock.
+
+In one process, on one device:
+
+1. ``adadim.training.trainer.train`` with the bundled digits config and ``method=vicreg``
+   (its defaults otherwise). A short calibration run measures its seconds per epoch, and
+   ``optim.epochs`` is set so that its training loop fills ``--budget`` seconds, so its
+   learning-rate schedule completes inside the budget.
+2. A plain loop of the kind one writes from scratch: the same CNN and projector
+   (``adadim.training.models``), inputs standardized, the batch augmented with tensor ops
+   (rotation ±10°, scale 0.9-1.1, shift ±1 px, Gaussian noise 0.1, erasing a 2-3 px patch
+   with p 0.5), lightly's ``VICRegLoss``, AdamW (lr 1e-3, wd 1e-4) at a constant rate,
+   batch 256. It trains for exactly the wall-clock seconds the trainer's loop took.
+
+Both frozen backbones (the plain loop's with its input standardization in front) are then
+scored by our evaluation protocol (``adadim.training.evaluation.evaluate_splits`` with the
+config's ``eval`` section, on the test split), and so are the raw pixels, as the floor.
+img/s counts the images trained per second of each training loop.
+
+lightly is an optional dependency: ``pip install 'adadim[bench]'``.
+
+    python benchmarks/bench_peer.py [--budget 111] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from adadim.training.config import load_config
+from adadim.training.data import evaluation_loaders, load_splits
+from adadim.training.evaluation import evaluate_splits, extract_features
+from adadim.training.models import build_backbone, projector
+from adadim.training.trainer import train
+from torch import nn
+
+KEYS = ("lowlabel_top1", "knn_top1", "linear_top1")
+
+
+def require_lightly():
+    try:
+        from lightly.loss import VICRegLoss
+    except ImportError:
+        sys.exit("bench_peer.py needs lightly for the peer loop: pip install 'adadim[bench]' (or pip install lightly)")
+    return VICRegLoss
+
+
+# ---- the plain loop -------------------------------------------------------------------------
+
+
+class Standardized(nn.Module):
+    """The backbone with the plain loop's input standardization in front, for evaluation."""
+
+    def __init__(self, backbone: nn.Module, mean: float, std: float) -> None:
+        super().__init__()
+        self.backbone, self.mean, self.std = backbone, mean, std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone((x - self.mean) / self.std)
+
+
+def augment(x: torch.Tensor) -> torch.Tensor:
+    """Affine (rotation ±10°, scale 0.9-1.1, shift ±1 px), noise 0.1, erase a 2-3 px patch (p 0.5)."""
+    n, _, h, w = x.shape
+    angle = torch.deg2rad(torch.empty(n).uniform_(-10, 10))
+    scale = torch.empty(n).uniform_(0.9, 1.1)
+    shift = torch.empty(n, 2).uniform_(-1, 1) * 2 / w
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, align_corners=False)
+    x = x + 0.1 * torch.randn_like(x)
+    size = torch.randint(2, 4, (n, 2))
+    top = (torch.rand(n) * (h - size[:, 0] + 1)).long()
+    left = (torch.rand(n) * (w - size[:, 1] + 1)).long()
+    rows, cols = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+    patch = (
+        (rows >= top.view(n, 1, 1))
+        & (rows < (top + size[:, 0]).view(n, 1, 1))
+        & (cols >= left.view(n, 1, 1))
+        & (cols < (left + size[:, 1]).view(n, 1, 1))
+        & (torch.rand(n) < 0.5).view(n, 1, 1)
+    )
+    return x.masked_fill(patch.unsqueeze(1), 0.0)
+
+
+def plain_loop(images: torch.Tensor, in_channels: int, budget: float, seed: int, loss_fn) -> tuple[nn.Module, dict]:
+    """Train for ``budget`` seconds; returns the frozen, standardizing backbone and its timing."""
+    torch.manual_seed(seed)
+    backbone = build_backbone("small_cnn", in_channels, 32)
+    model = nn.Sequential(backbone, projector(backbone.out_dim, [512, 512]))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    mean, std = float(images.mean()), float(images.std())
+    data = (images - mean) / std
+    batch, steps = 256, 0
+    model.train()
+    started = time.perf_counter()
+    while time.perf_counter() - started < budget:
+        order = torch.randperm(len(data))
+        for start in range(0, len(order) - batch + 1, batch):
+            x = data[order[start : start + batch]]
+            loss = loss_fn(model(augment(x)), model(augment(x)))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            if time.perf_counter() - started >= budget:
+                break
+    seconds = time.perf_counter() - started
+    return Standardized(backbone.eval(), mean, std), {
+        "steps": steps,
+        "seconds": seconds,
+        "img_s": steps * batch / seconds,
+    }
+
+
+# ---- our trainer ----------------------------------------------------------------------------
+
+
+def run_trainer(overrides: list[str], root: Path, run_id: str) -> dict:
+    cfg = load_config("digits", ["method=vicreg", *overrides, f"run.root={root}", f"run.id={run_id}"])
+    return train(cfg)
+
+
+def seconds_per_epoch(overrides: list[str], root: Path, epochs: int = 10) -> float:
+    """The trainer's loop seconds per epoch, from a short run with the final evaluation cut down."""
+    quick = [*overrides, f"optim.epochs={epochs}", "eval.final_probe=false", "eval.random_init_baseline=false"]
+    summary = run_trainer(quick, root, "calibration")
+    return summary["trainer/loop_seconds"] / epochs
+
+
+# ---- scoring and report ---------------------------------------------------------------------
+
+
+def score(network: nn.Module, cfg, splits) -> dict:
+    """Our protocol on a frozen network, the way the trainer's final evaluation runs it."""
+    loaders = evaluation_loaders(splits, cfg.data.name, cfg.data.num_workers)
+    features = {name: extract_features(network, loader, torch.device("cpu")) for name, loader in loaders.items()}
+    return evaluate_splits(features, cfg.eval, full_probe=True)
+
+
+def report(rows: dict[str, dict], budget: float, epochs: int) -> None:
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; budget {budget:.0f} s; trainer epochs {epochs}"
+    )
+    print(f"{'system':<34} {'img/s':>7} {'low-label':>10} {'kNN':>7} {'linear':>7} {'steps':>6} {'seconds':>8}")
+    for name, r in rows.items():
+        img_s = f"{r['img_s']:>7.0f}" if "img_s" in r else f"{'-':>7}"
+        steps = f"{r['steps']:>6d}" if "steps" in r else f"{'-':>6}"
+        seconds = f"{r['seconds']:>8.1f}" if "seconds" in r else f"{'-':>8}"
+        scores = " ".join(f"{100 * r[k]:>{w}.2f}" for k, w in zip(KEYS, (10, 7, 7), strict=True))
+        print(f"{name:<34} {img_s} {scores} {steps} {seconds}")
+    ours, peer = rows["adadim train method=vicreg"], rows["plain loop, lightly VICRegLoss"]
+    ratios = " ".join(f"{ours[k] / peer[k]:>{w}.3f}" for k, w in zip(KEYS, (10, 7, 7), strict=True))
+    print(f"{'ratio ours/peer':<34} {ours['img_s'] / peer['img_s']:>7.3f} {ratios}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=111.0, help="training seconds for each system")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("overrides", nargs="*", help="key=value overrides for our trainer (digits config)")
+    args = parser.parse_args()
+    if args.budget <= 0:
+        parser.error("--budget must be > 0")
+    loss_class = require_lightly()
+    base = ["run.progress=false", f"run.seed={args.seed}", *args.overrides]
+    cfg = load_config("digits", ["method=vicreg", *base])
+    splits = load_splits(cfg.data)
+    if splits.in_channels != 1 or cfg.model.backbone != "small_cnn":
+        sys.exit("bench_peer.py compares on grayscale data with the small_cnn backbone")
+    with tempfile.TemporaryDirectory() as tmp:
+        per_epoch = seconds_per_epoch(base, Path(tmp))
+        epochs = max(1, math.floor(args.budget / per_epoch))
+        summary = run_trainer([*base, f"optim.epochs={epochs}"], Path(tmp), "ours")
+    seconds = summary["trainer/loop_seconds"]
+    steps = int(summary["trainer/step"])
+    ours = {k: summary[f"final/{k}"] for k in KEYS}
+    ours.update(steps=steps, seconds=seconds, img_s=steps * cfg.data.batch_size / seconds)
+
+    images = torch.stack([splits.ssl_train[i][0] for i in range(len(splits.ssl_train))])
+    peer_net, peer = plain_loop(images, splits.in_channels, seconds, args.seed, loss_class())
+    peer.update(score(peer_net, cfg, splits))
+    raw = score(nn.Flatten(), cfg, splits)
+    report(
+        {"adadim train method=vicreg": ours, "plain loop, lightly VICRegLoss": peer, "raw pixels": raw},
+        args.budget,
+        epochs,
+    )
+
+
+if __name__ == "__main__":
+    main()

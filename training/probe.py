@@ -1,0 +1,104 @@
+"""The fixed probe set the dynamics are measured on.
+
+Measuring each training step's own augmented batch mixes two things: how the network changes,
+and which batch and which augmentations were drawn (with BatchNorm in train mode on top). A
+frozen network then already shows moving, even "coupled", curves. The probe set removes the
+second part: ``size`` images are drawn once, seeded, from the SSL training split; each gets two
+views drawn once with fixed seeds; every measurement runs the same views through the model in
+eval mode (BatchNorm running statistics), without gradient, in bounded-memory chunks. A frozen
+network gives flat curves.
+
+Each rank measures the whole probe set itself (it is small), so every rank, and one process,
+get the same numbers with no communication.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .data import TwoViews, build_augmenter, training_dataset, two_view_transform
+
+# Probe sizes by dataset when dynamics.probe_size is not set: large enough for stable spectra
+# (N >= D_Z of the default projectors where memory allows), small enough to cost little.
+DEFAULT_PROBE_SIZES = {"digits": 1024, "synthetic": 256, "cifar10": 4096, "cifar100": 4096}
+DEFAULT_PROBE_SIZE = 2048  # stl10, image folders: larger images
+PROBE_SEED_OFFSET = 7_777_777  # keeps the probe's draws apart from the training views'
+
+
+def probe_size(dataset_name: str, configured: int | None, available: int) -> int:
+    size = configured if configured is not None else DEFAULT_PROBE_SIZES.get(dataset_name, DEFAULT_PROBE_SIZE)
+    return max(2, min(int(size), available))
+
+
+def probe_indices(n_available: int, size: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(PROBE_SEED_OFFSET + seed)
+    return torch.randperm(n_available, generator=generator)[:size].sort().values
+
+
+def _norm_buffers(model: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [
+        (buffer, buffer.clone())
+        for module in model.modules()
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+        for buffer in module.buffers()
+    ]
+
+
+class ProbeSet:
+    """The probe set's two fixed views (N×C×H×W each), held on the CPU. Every rank holds and
+    measures the whole set, so all ranks (and one process) get the same numbers without
+    communication."""
+
+    def __init__(self, view1: torch.Tensor, view2: torch.Tensor) -> None:
+        if view1.shape != view2.shape or len(view1) < 2:
+            raise ValueError(f"probe views must match and hold >= 2 images, got {view1.shape} and {view2.shape}")
+        self.view1, self.view2, self.size = view1, view2, len(view1)
+
+    @torch.no_grad()
+    def forward(self, model, device: torch.device, chunk: int = 512, norm: str = "batch", autocast=None):
+        """(R views, Z views) of the probe set from ``model`` (an SSLModel).
+
+        ``norm="batch"``: BatchNorm normalizes with the statistics of each fixed chunk (the
+        model in train mode; its running statistics are put back afterwards), so the result is
+        a function of the weights alone. ``norm="running"``: eval mode, BatchNorm's running
+        statistics, which also carry the history of recent training batches. The model's mode
+        is restored either way."""
+        was_training = model.training
+        saved = _norm_buffers(model) if norm == "batch" else []
+        model.train(norm == "batch")
+        r1, r2, z1, z2 = [], [], [], []
+        try:
+            for start in range(0, self.size, chunk):
+                x1 = self.view1[start : start + chunk].to(device, non_blocking=True)
+                x2 = self.view2[start : start + chunk].to(device, non_blocking=True)
+                if device.type == "cuda":
+                    x1 = x1.contiguous(memory_format=torch.channels_last)
+                    x2 = x2.contiguous(memory_format=torch.channels_last)
+                with autocast if autocast is not None else torch.autocast(device.type, enabled=False):
+                    (a1, a2), (b1, b2), _ = model(x1, x2)
+                r1.append(a1.float())
+                r2.append(a2.float())
+                z1.append(b1.float())
+                z2.append(b2.float())
+        finally:
+            for buffer, value in saved:
+                buffer.copy_(value)
+            model.train(was_training)
+        return (torch.cat(r1), torch.cat(r2)), (torch.cat(z1), torch.cat(z2))
+
+
+def build_probe(data_cfg, splits, size: int, seed: int, view_seed: int | None = None) -> ProbeSet:
+    """``size`` images of the SSL training split picked by ``seed``, each with two views drawn
+    once by the run's own augmentation (the on-device augmenter, or the loader's per-sample
+    transforms with ``data.augment_on=loader``) under ``view_seed`` (default: ``seed``)."""
+    indices = probe_indices(len(splits.ssl_train), size, seed).tolist()
+    draw_seed = PROBE_SEED_OFFSET + (seed if view_seed is None else view_seed)
+    if data_cfg.augment_on == "loader":
+        views = TwoViews(splits.ssl_train, two_view_transform(data_cfg.name, splits.image_size), draw_seed)
+        views.set_epoch(0)
+        pairs = [views[i] for i in indices]
+        return ProbeSet(torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
+    dataset = training_dataset(splits, data_cfg, draw_seed)
+    images = torch.stack([torch.as_tensor(dataset[i][0]) for i in indices])
+    augmenter = build_augmenter(data_cfg, splits, draw_seed, 0, "cpu")
+    return ProbeSet(*augmenter.views(images, 0))

@@ -1,0 +1,103 @@
+"""Process-level plumbing of a run: the distributed layout and the stop request."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+import torch
+
+from .config import ConfigError
+
+
+@dataclass
+class Distributed:
+    rank: int
+    local_rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def master_process(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_choice: str) -> Distributed:
+    """Single process, or the process group torchrun describes in the environment."""
+    use_cuda = torch.cuda.is_available() if device_choice == "auto" else device_choice == "cuda"
+    if device_choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("run.device=cuda but no CUDA device is available")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed(0, 0, 1, torch.device("cuda" if use_cuda else "cpu"))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+    return Distributed(rank, local_rank, world, torch.device(f"cuda:{local_rank}" if use_cuda else "cpu"))
+
+
+def broadcast_object(value, dist: Distributed):
+    """Rank 0's value on every rank."""
+    if dist.world == 1:
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+class StopRequest:
+    """SIGTERM/SIGINT set a flag; the loop checkpoints and exits at the next step boundary
+    (under DDP: at the next step where the ranks synchronize anyway)."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._previous = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, _frame) -> None:
+        self.signum = signum
+
+    def agreed(self, dist: Distributed, device: torch.device) -> int:
+        """Every rank stops at the same step: the largest signal seen by any rank."""
+        if dist.world == 1:
+            return self.signum
+        flag = torch.tensor([self.signum], device=device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return int(flag)
+
+
+class HostReads(torch.overrides.TorchFunctionMode):
+    """Counts the tensor operations that make the host wait for the device (``item``,
+    ``tolist``, ``bool``/``float``/``int`` of a tensor, ``numpy``) while active. On a GPU
+    each is a synchronization; on the CPU the count says where one would be.
+
+        with HostReads() as reads:
+            ...
+        reads.count, reads.calls
+    """
+
+    NAMES = frozenset({"item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.calls)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in self.NAMES:
+            self.calls.append(name)
+        return func(*args, **(kwargs or {}))
