@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from adadim.dynamics.run_format import HistoryLineError, flatten, parse_history_lines
 
 from .run_cache import Cache, cache_location, signature
 from .runset import STEP, RunSet, empty_runset
@@ -40,17 +41,6 @@ REQUIRED = ("train/loss",)
 
 class BadRun(ValueError):
     """A run that cannot be used, with the reason."""
-
-
-def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 def _clean_history(rows: list[dict] | pd.DataFrame, run_id: str) -> pd.DataFrame:
@@ -102,18 +92,10 @@ def _read_jsonl(path: Path) -> list[dict] | pd.DataFrame:
         lines = path.read_bytes().decode("utf-8").splitlines()
     except UnicodeDecodeError as error:
         raise BadRun(f"history.jsonl is not UTF-8 text (byte {error.start}): not a history file") from None
-    rows = []
-    for i, line in enumerate(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise BadRun(f"history.jsonl line {i + 1} is corrupt") from None
-        if not isinstance(row, dict):
-            raise BadRun(f"history.jsonl line {i + 1} is not a JSON object")
-        rows.append(row)
-    return rows
+    try:
+        return parse_history_lines(lines)
+    except HistoryLineError as error:
+        raise BadRun(f"history.jsonl {error}: the history is corrupt") from None
 
 
 def _read_mapping(path: Path, parse: Callable[[str], Any]) -> dict:

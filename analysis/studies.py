@@ -347,7 +347,10 @@ def correlate(x, y, n_resamples: int = 2000, seed: int = 0, confidence: float = 
     x, y = x[keep], y[keep]
     with warnings.catch_warnings():
         # Resamples of few runs can be constant; their statistic is NaN, which is expected.
-        warnings.simplefilter("ignore")
+        # Only those warnings are silenced: anything else still reaches the user.
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+        warnings.filterwarnings("ignore", "Degrees of freedom <= 0", RuntimeWarning)
         return _correlate(x, y, n_resamples, seed, confidence)
 
 

@@ -224,14 +224,19 @@ class LocalSweep:
                     optuna.trial.create_trial(params=trial.params, distributions=distributions, value=trial.metric)
                 )
         while len(self.trials) < count and not self._stop:
-            asked = study.ask(distributions)
-            trial = Trial(self._trial_id(len(self.trials)), dict(asked.params))
-            self.trials[trial.trial_id] = trial
-            self._execute([trial])
-            if trial.status == "finished" and trial.metric is not None:
-                study.tell(asked, trial.metric)
-            else:
-                study.tell(asked, state=optuna.trial.TrialState.FAIL)
+            # --parallel trials are asked for at once and run side by side; each is told when done.
+            batch = []
+            for _ in range(min(self.parallel, count - len(self.trials))):
+                asked = study.ask(distributions)
+                trial = Trial(self._trial_id(len(self.trials)), dict(asked.params))
+                self.trials[trial.trial_id] = trial
+                batch.append((asked, trial))
+            self._execute([trial for _, trial in batch])
+            for asked, trial in batch:
+                if trial.status == "finished" and trial.metric is not None:
+                    study.tell(asked, trial.metric)
+                else:
+                    study.tell(asked, state=optuna.trial.TrialState.FAIL)
 
     # ---- reporting ------------------------------------------------------------------------------
 

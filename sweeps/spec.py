@@ -64,6 +64,7 @@ class Parameter:
     low: float | None = None
     high: float | None = None
     q: float | None = None
+    probabilities: list[float] | None = None  # random search over `values`: their weights
 
 
 @dataclass
@@ -141,6 +142,19 @@ def overrides(params: dict) -> list[str]:
     return [f"{k}={format_value(v)}" for k, v in params.items()]
 
 
+def _probabilities(key: str, spec: dict) -> list[float] | None:
+    if "probabilities" not in spec:
+        return None
+    weights = spec["probabilities"]
+    if not isinstance(weights, list) or len(weights) != len(spec["values"]):
+        raise SweepError(f"parameter {key!r}: probabilities must list one weight per value")
+    if any(not isinstance(w, int | float) or isinstance(w, bool) or not 0 <= w <= 1 for w in weights):
+        raise SweepError(f"parameter {key!r}: probabilities must be numbers in [0, 1]")
+    if abs(sum(weights) - 1) > 1e-6:
+        raise SweepError(f"parameter {key!r}: probabilities must sum to 1, got {sum(weights)}")
+    return [float(w) for w in weights]
+
+
 def _parameter(key: str, spec: Any) -> Parameter:
     if not isinstance(spec, dict):
         raise SweepError(f"parameter {key!r} must be a mapping with value, values or distribution")
@@ -153,7 +167,7 @@ def _parameter(key: str, spec: Any) -> Parameter:
     if "values" in spec:
         if not isinstance(spec["values"], list) or not spec["values"]:
             raise SweepError(f"parameter {key!r}: values must be a non-empty list")
-        return Parameter(key, "categorical", list(spec["values"]))
+        return Parameter(key, "categorical", list(spec["values"]), probabilities=_probabilities(key, spec))
     if "min" in spec and "max" in spec:
         low, high = spec["min"], spec["max"]
         if dist is None:
@@ -236,6 +250,9 @@ def load_sweep(name: str) -> Sweep:
         bad = [p.key for p in params if p.values is None]
         if bad:
             raise SweepError(f"{path}: a grid sweep needs value or values for {', '.join(bad)}")
+    weighted = [p.key for p in params if p.probabilities is not None]
+    if weighted and method != "random":
+        raise SweepError(f"{path}: probabilities weight a random search only; {method} cannot use them ({weighted[0]})")
     _check_against_config(params)
     name = raw.get("name") or path.stem
     # The name is a folder under --root and the prefix of every trial's run.id.
@@ -264,7 +281,7 @@ def wandb_unsafe_values(sweep: Sweep) -> list[str]:
 # ---- trials ------------------------------------------------------------------------------
 
 
-def effective(params: dict) -> dict:
+def distinct_params(params: dict) -> dict:
     """Drop alpha settings the chosen method ignores, so the local runner runs each distinct
     trial once (an online W&B grid cannot skip them)."""
     method = params.get("method")
@@ -300,7 +317,7 @@ def grid_trials(sweep: Sweep, limit: int = MAX_TRIALS, count: int | None = None)
     keys = [p.key for p in sweep.parameters]
     seen, trials = set(), []
     for combo in itertools.product(*(p.values for p in sweep.parameters)):
-        params = effective(dict(zip(keys, combo, strict=True)))
+        params = distinct_params(dict(zip(keys, combo, strict=True)))
         fingerprint = json.dumps(params, sort_keys=True, default=str)
         if fingerprint not in seen:
             seen.add(fingerprint)
@@ -312,7 +329,7 @@ def grid_trials(sweep: Sweep, limit: int = MAX_TRIALS, count: int | None = None)
 
 def _sample(p: Parameter, rng: np.random.Generator):
     if p.values is not None:
-        return p.values[int(rng.integers(len(p.values)))]
+        return p.values[int(rng.choice(len(p.values), p=p.probabilities))]
     if p.distribution == "int_uniform":
         return int(rng.integers(int(p.low), int(p.high) + 1))
     if p.distribution == "log_uniform_values":
@@ -324,4 +341,4 @@ def _sample(p: Parameter, rng: np.random.Generator):
 def random_trials(sweep: Sweep, count: int, seed: int, limit: int = MAX_TRIALS) -> list[dict]:
     check_trial_count(count, limit, f"a {sweep.method} sweep of")
     rng = np.random.default_rng(seed)
-    return [effective({p.key: _sample(p, rng) for p in sweep.parameters}) for _ in range(count)]
+    return [distinct_params({p.key: _sample(p, rng) for p in sweep.parameters}) for _ in range(count)]

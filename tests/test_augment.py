@@ -356,3 +356,53 @@ def test_image_folder_of_mixed_sizes_is_resized_to_one_size_in_device_mode(tmp_p
 def test_augment_on_is_validated():
     with pytest.raises(ConfigError, match=r"data\.augment_on must be device or loader, got 'gpu'"):
         load_config(None, ["data.augment_on=gpu"])
+
+
+# ---- data.augment: the strengths in the config ---------------------------------------------
+
+
+def test_configured_strengths_reach_the_augmenter_and_null_keeps_the_preset(digits):
+    splits = load_splits(load_config(None, []).data)
+    default = build_augmenter(load_config(None, []).data, splits, 0, 0, "cpu")
+    assert default.strengths == DigitsStrengths()
+    cfg = load_config(None, ["data.augment.rotation_deg=20", "data.augment.scale=[0.8,1.2]", "data.augment.erase_p=0"])
+    augmenter = build_augmenter(cfg.data, splits, 0, 0, "cpu")
+    assert augmenter.strengths == DigitsStrengths(rotation_deg=20.0, scale=(0.8, 1.2), erase_p=0.0)
+    # Every strength at zero through the config: the views are the images themselves.
+    zero = [f"data.augment.{k}={list(v) if isinstance(v, tuple) else v}" for k, v in IDENTITY_DIGITS.items()]
+    identity = build_augmenter(load_config(None, zero).data, splits, 0, 0, "cpu")
+    v1, v2 = identity.views(digits, step=3)
+    assert torch.allclose(v1, digits, atol=1e-6) and torch.allclose(v2, digits, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.augment.rotation_deg=-5", r"data\.augment\.rotation_deg must be >= 0, got -5"),
+        ("data.augment.noise_std=-0.1", r"data\.augment\.noise_std must be >= 0"),
+        ("data.augment.erase_p=1.5", r"data\.augment\.erase_p must be in \[0, 1\], got 1\.5"),
+        ("data.augment.scale=[1.2,0.8]", r"data\.augment\.scale must be \[low, high\] with 0 < low <= high"),
+        ("data.augment.scale=[0.9]", r"data\.augment\.scale must be \[low, high\]"),
+        ("data.augment.erase_px=[2,9]", r"data\.augment\.erase_px .* <= 8 \(the image size\), got \[2, 9\]"),
+        ("data.augment.flip_p=0.5", r"data\.augment\.flip_p: not a strength of dataset 'digits'"),
+        ("data.augment.rotation_deg=inf", r"data\.augment\.rotation_deg must be a finite number"),
+    ],
+)
+def test_bad_augmentation_strengths_are_refused_with_one_line(override, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(None, [override])
+    assert "\n" not in str(error.value)
+
+
+def test_colour_strengths_are_checked_and_digits_ones_refused_for_colour_data(tmp_path):
+    base = ["data.name=cifar10", f"data.root={tmp_path}"]
+    with pytest.raises(ConfigError, match=r"data\.augment\.rotation_deg: not a strength of dataset 'cifar10'"):
+        load_config(None, [*base, "data.augment.rotation_deg=10"])
+    with pytest.raises(ConfigError, match=r"data\.augment\.crop_scale must be \[low, high\] with 0 < low <= high <= 1"):
+        load_config(None, [*base, "data.augment.crop_scale=[0.5,1.5]"])
+    with pytest.raises(ConfigError, match=r"data\.augment\.jitter must be"):
+        load_config(None, [*base, "data.augment.jitter=[0.4,0.4,0.2,0.7]"])
+    cfg = load_config(None, [*base, "data.augment.crop_scale=[0.3,1.0]", "data.augment.flip_p=0"])
+    splits = Splits(None, None, None, 10, 3, 32)
+    augmenter = build_augmenter(cfg.data, splits, 0, 0, "cpu")
+    assert augmenter.strengths.crop_scale == (0.3, 1.0) and augmenter.strengths.flip_p == 0.0

@@ -18,6 +18,7 @@ from adadim.analysis import load_runs
 from adadim.analysis import panel_keys as pk
 from adadim.analysis.dashboard import build_dashboard, dashboard_data, hover_columns, minmax_indices
 from adadim.analysis.studies import equilibrium
+from adadim.analysis.wandb_export import wait_for_offline_log
 from adadim.analysis.wandb_file import read_records, read_run
 from adadim.analysis.workspace import build_workspace, spec_keys, workspace_spec
 from adadim.dynamics import keys
@@ -120,6 +121,10 @@ def test_the_plane_uses_the_excess_mi_when_runs_logged_it(study, tmp_path):
     assert data["plane_y"] == "dynamics/I_RZ_excess"
     (_, h, i, _) = data["plane"][0]
     np.testing.assert_allclose(_decode(i, "f4"), _decode(h, "f4") / 4, rtol=1e-6)
+
+
+def test_the_first_view_names_registered_keys_only():
+    assert all(k in keys.REGISTRY for k in pk.FIRST_VIEW)
 
 
 def test_hover_shows_the_config_that_differs_but_not_ids():
@@ -246,6 +251,8 @@ def real_run(tmp_path_factory):
         },
     )
     assert main(["train", *overrides]) == 0
+    (path,) = (root / "real").glob("wandb/offline-run-*/run-*.wandb")
+    wait_for_offline_log(path)  # wandb's service may still be writing it
     return root / "real"
 
 

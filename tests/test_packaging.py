@@ -2,6 +2,7 @@
 
 import ast
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -84,8 +85,15 @@ def test_train_command_loads_neither_analysis_nor_plotting():
 
 @pytest.mark.slow
 def test_wheel_top_level_is_adadim_only(tmp_path):
+    # Build from a copy: setuptools leaves a build/ folder beside the sources it builds.
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".venv", ".git", "build", "runs", "study", "*.egg-info", "__pycache__", "wandb"),
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(source)],
         capture_output=True,
         text=True,
         timeout=600,

@@ -12,7 +12,7 @@ from adadim.sweeps.console import main
 from adadim.sweeps.local import LocalSweep
 from adadim.sweeps.spec import SweepError, format_value, grid_trials, load_sweep, random_trials
 from adadim.training.config import load_config
-from trainer_helpers import REPO, env, history, tiny_overrides
+from trainer_helpers import REPO, env, history, history_rows, tiny_overrides, wait_for
 
 BUNDLED = ["baselines", "schedules", "adadim", "study-digits"]
 # Trials run as ordinary runs: W&B stays in its default offline mode.
@@ -126,9 +126,8 @@ def test_interrupted_sweep_resumes_its_trial_without_duplicate_steps(tmp_path):
     args = [sys.executable, "-m", "adadim.sweeps.console", "sweep", "local", str(path), "--root", str(root), *extra]
     proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     history_file = root / "long" / "long-000" / "history.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (history_file.is_file() and len(history_file.read_text().splitlines()) >= 20):
-        time.sleep(0.02)
+    wait_for(lambda: proc.poll() is not None or history_rows(history_file) >= 20, 120, "20 rows of the first trial")
+    assert proc.poll() is None, "the sweep ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
@@ -328,3 +327,21 @@ def test_values_w_and_b_would_cut_are_refused_for_an_online_sweep(tmp_path, caps
     # The trainer itself refuses what YAML would cut, rather than training under a cut name.
     assert main(["train", "wandb.group=exp #1", f"run.root={tmp_path / 'runs'}"]) == 2
     assert "quote the value" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+
+
+def test_probabilities_weight_a_random_search_and_are_refused_elsewhere(tmp_path):
+    weights = {"method": {"values": ["vicreg", "simclr"], "probabilities": [0.9, 0.1]}}
+    sweep = load_sweep(_sweep_file(tmp_path, weights, method="random", name="weighted"))
+    drawn = [t["method"] for t in random_trials(sweep, 400, seed=0)]
+    assert 0.85 < drawn.count("vicreg") / 400 < 0.95
+    with pytest.raises(SweepError, match="probabilities must sum to 1"):
+        load_sweep(
+            _sweep_file(
+                tmp_path,
+                {"method": {"values": ["vicreg", "simclr"], "probabilities": [0.5, 0.6]}},
+                method="random",
+                name="bad-sum",
+            )
+        )
+    with pytest.raises(SweepError, match="weight a random search only"):
+        load_sweep(_sweep_file(tmp_path, weights, method="grid", name="weighted-grid"))

@@ -136,7 +136,7 @@ def test_offline_wandb_after_sigkill_and_resume_holds_each_step_once(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     folders = list((tmp_path / "wb" / "wandb").glob("offline-run-*"))
     assert len(folders) == 1, folders
-    assert list((tmp_path / "wb" / "wandb" / "superseded").glob("offline-run-*")), "the killed folder is kept"
+    assert list((tmp_path / "wb" / "wandb-superseded").glob("offline-run-*")), "the killed folder is kept"
     logged = read_run(next(folders[0].glob("*.wandb")))
     steps = [int(r["_step"]) for r in logged["history"]]
     rows = history(tmp_path / "wb")
@@ -144,6 +144,21 @@ def test_offline_wandb_after_sigkill_and_resume_holds_each_step_once(tmp_path):
     by_step = {int(r["_step"]): r for r in logged["history"]}
     for r in rows:
         assert by_step[r["trainer/step"]]["train/loss"] == pytest.approx(r["train/loss"], rel=1e-6)
+
+
+def test_two_trainers_on_one_run_id_one_runs_the_other_is_refused(tmp_path):
+    args = cli("train", *tiny_overrides(tmp_path, "shared", **{"optim.epochs": 4}))
+    first = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: first.poll() is not None or (tmp_path / "shared" / ".lock.owner").is_file(), 120, "the lock")
+    second = subprocess.run(args, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
+    _, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0, first_err[-2000:]
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert f"PID {first.pid}" in second.stderr and len(second.stderr.strip().splitlines()) == 1
+    rows = history(tmp_path / "shared")
+    per_epoch = steps_per_epoch(tiny_overrides(tmp_path, "shared"))
+    assert [r["trainer/step"] for r in rows] == list(range(4 * per_epoch))  # complete, nothing lost
+    assert '"state": "finished"' in (tmp_path / "shared" / "summary.json").read_text()
 
 
 def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tmp_path):

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 from adadim.dynamics import DEFAULT_METRICS, METRIC_GROUPS
+from adadim.dynamics.run_format import flatten
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -33,6 +34,37 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class AugmentConfig:
+    """Strengths of the on-device augmentation (``data.augment_on=device``); null keeps the
+    preset's default (`adadim.training.augment`). The first six apply to the digits preset
+    (digits, synthetic), the rest to the colour presets (CIFAR, STL-10, image folders)."""
+
+    rotation_deg: float | None = None  # angle uniform in ±rotation_deg
+    scale: list[float] | None = None  # [low, high] zoom factor
+    shift_px: float | None = None  # shift uniform in ±shift_px pixels
+    noise_std: float | None = None  # Gaussian pixel noise
+    erase_p: float | None = None  # probability of erasing a rectangle
+    erase_px: list[int] | None = None  # [low, high] side of the erased rectangle, in pixels
+    crop_scale: list[float] | None = None  # [low, high] crop area fraction
+    jitter: list[float] | None = None  # brightness, contrast, saturation, hue
+    jitter_p: float | None = None
+    grayscale_p: float | None = None
+    flip_p: float | None = None
+    blur_p: float | None = None
+    solarize_p: float | None = None
+
+
+DIGITS_STRENGTHS = ("rotation_deg", "scale", "shift_px", "noise_std", "erase_p", "erase_px")
+
+
+def augment_strengths(augment) -> dict[str, Any]:
+    """The strengths set in a ``data.augment`` section (nulls dropped), as `BatchAugmenter`
+    keyword arguments (pairs as tuples)."""
+    values = OmegaConf.to_container(augment) if isinstance(augment, DictConfig) else dict(vars(augment))
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v is not None}
+
+
+@dataclass
 class DataConfig:
     name: str = "digits"
     root: str | None = None  # required for cifar10/cifar100/stl10/imagefolder
@@ -42,6 +74,7 @@ class DataConfig:
     # device: the loader yields plain image batches and the trainer augments whole batches on
     # the training device (fast); loader: per-sample torchvision transforms in the DataLoader.
     augment_on: str = "device"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     test_fraction: float = 0.25  # digits: stratified held-out test split
     split_seed: int = 0  # seed of the train/test (digits) and train/validation splits, independent of run.seed
     val_fraction: float = 0.1  # labelled training images held out for validation (0: none)
@@ -337,6 +370,40 @@ def _require_finite(cfg: DictConfig) -> None:
     walk(OmegaConf.to_container(cfg, resolve=True), "")
 
 
+def _validate_augment(d: DictConfig) -> None:
+    """Ranges of the ``data.augment`` strengths, and only those of the dataset's preset."""
+    strengths = augment_strengths(d.augment)
+    digits = d.name in ("digits", "synthetic")
+    wrong = sorted(k for k in strengths if (k in DIGITS_STRENGTHS) != digits)
+    _require(
+        not wrong,
+        f"data.augment.{', data.augment.'.join(wrong)}: not a strength of dataset {d.name!r}'s preset; "
+        f"it takes {', '.join(k for k in vars(AugmentConfig()) if (k in DIGITS_STRENGTHS) == digits)}",
+    )
+
+    def pair(key: str, ok, rule: str) -> None:
+        if key in strengths:
+            v = strengths[key]
+            _require(len(v) == 2 and ok(*v), f"data.augment.{key} must be [low, high] with {rule}, got {list(v)}")
+
+    size = 8 if d.name == "digits" else d.synthetic_size
+    pair("scale", lambda lo, hi: 0 < lo <= hi, "0 < low <= high")
+    pair("erase_px", lambda lo, hi: 1 <= lo <= hi <= size, f"1 <= low <= high <= {size} (the image size)")
+    pair("crop_scale", lambda lo, hi: 0 < lo <= hi <= 1, "0 < low <= high <= 1")
+    for key in ("rotation_deg", "shift_px", "noise_std"):
+        if key in strengths:
+            _require(strengths[key] >= 0, f"data.augment.{key} must be >= 0, got {strengths[key]}")
+    for key in ("erase_p", "jitter_p", "grayscale_p", "flip_p", "blur_p", "solarize_p"):
+        if key in strengths:
+            _require(0 <= strengths[key] <= 1, f"data.augment.{key} must be in [0, 1], got {strengths[key]}")
+    if "jitter" in strengths:
+        j = strengths["jitter"]
+        _require(
+            len(j) == 4 and min(j) >= 0 and j[3] <= 0.5,
+            f"data.augment.jitter must be [brightness, contrast, saturation, hue] >= 0, hue <= 0.5, got {list(j)}",
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """Refuse values no run can use, before any work starts."""
     _require_finite(cfg)
@@ -352,6 +419,7 @@ def validate(cfg: DictConfig) -> None:
     _require(d.batch_size >= 2, f"data.batch_size must be >= 2, got {d.batch_size}")
     _require(d.num_workers >= 0, f"data.num_workers must be >= 0, got {d.num_workers}")
     _require(d.augment_on in ("device", "loader"), f"data.augment_on must be device or loader, got {d.augment_on!r}")
+    _validate_augment(d)
     _require(0 < d.test_fraction < 1, f"data.test_fraction must be in (0, 1), got {d.test_fraction}")
     _require(0 <= d.val_fraction < 1, f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
     _require(d.per_class_limit is None or d.per_class_limit >= 1, "data.per_class_limit must be >= 1 or null")
@@ -434,15 +502,4 @@ def validate(cfg: DictConfig) -> None:
 
 def to_flat_dict(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as {dotted.key: value}, for W&B and the runs table."""
-    flat: dict[str, Any] = {}
-
-    def walk(node, prefix):
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            if isinstance(value, dict):
-                walk(value, name + ".")
-            else:
-                flat[name] = value
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
+    return flatten(OmegaConf.to_container(cfg, resolve=True))

@@ -32,7 +32,7 @@ METHODS = ("adadim", "vicreg", "simclr", "barlow", "fixed", "linear", "cosine")
 
 
 @dataclass
-class Weights:
+class LossWeights:
     alpha: float
     beta: float
 
@@ -76,7 +76,7 @@ class WeightController:
             return erank / top
         return math.log(erank) / math.log(top) if top > 1 else 0.0
 
-    def step(self, step: int, z: torch.Tensor | None = None) -> Weights:
+    def step(self, step: int, z: torch.Tensor | None = None) -> LossWeights:
         """The weights for optimizer step `step` (0-based); `z` is needed when `needs_embedding`."""
         if self.method == "adadim":
             if self.needs_embedding(step):
@@ -99,7 +99,7 @@ class WeightController:
             if self.method == "cosine":
                 progress = 0.5 * (1.0 - math.cos(math.pi * progress))
             alpha = self.alpha_start + (self.alpha_end - self.alpha_start) * progress
-        return Weights(alpha=alpha, beta=self.gamma * alpha)
+        return LossWeights(alpha=alpha, beta=self.gamma * alpha)
 
     def state_dict(self) -> dict:
         return {"current": self.current, "erank_norm": self.erank_norm}

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms import v2
 
 from .augment import BatchAugmenter
+from .config import augment_strengths
 
 IMAGE_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -407,12 +408,17 @@ def augmenter_preset(name: str, image_size: int) -> tuple[str, dict]:
 
 def build_augmenter(cfg, splits: Splits, seed: int, rank: int, device, **strengths) -> BatchAugmenter | None:
     """The on-device two-view augmenter for the ``data`` section ``cfg`` (None when
-    ``augment_on=loader``); ``strengths`` override the preset's (see `adadim.training.augment`)."""
+    ``augment_on=loader``). Strengths, each over the one before: the preset's, the dataset's
+    (`augmenter_preset`), those set in ``cfg.augment``, then ``strengths`` (see
+    `adadim.training.augment`)."""
     if cfg.augment_on == "loader":
         return None
     preset, defaults = augmenter_preset(cfg.name, splits.image_size)
     mean, std = IMAGE_STATS.get(cfg.name, (None, None))
-    return BatchAugmenter(preset, splits.image_size, seed, rank, device, mean, std, **{**defaults, **strengths})
+    augment = getattr(cfg, "augment", None)
+    configured = augment_strengths(augment) if augment is not None else {}
+    chosen = {**defaults, **configured, **strengths}
+    return BatchAugmenter(preset, splits.image_size, seed, rank, device, mean, std, **chosen)
 
 
 def _keep_batch(batch):

@@ -13,30 +13,15 @@ Only the master process (rank 0) constructs a writing logger; other ranks get a
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
+from adadim.dynamics.run_format import STEP, HistoryLineError, from_json_row, parse_history_lines, to_json_value
 from omegaconf import DictConfig, OmegaConf
 
 from .config import to_flat_dict
 from .run_lock import RunDirectoryError
-
-STEP = "trainer/step"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
-def _from_json(row: dict) -> dict:
-    """A history row as it was logged: null back to NaN, "inf"/"-inf" back to infinities."""
-    back = {None: math.nan, "inf": math.inf, "-inf": -math.inf}
-    return {k: back[v] if v is None or v in ("inf", "-inf") else v for k, v in row.items()}
 
 
 def read_history(path: Path) -> list[dict]:
@@ -45,26 +30,20 @@ def read_history(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        rows = parse_history_lines(path.read_text(encoding="utf-8").splitlines())
     except UnicodeDecodeError:
         raise RunDirectoryError(f"{path} is not a text history file; move it aside to start the run over") from None
-    rows = []
-    for i, line in enumerate(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise RunDirectoryError(f"{path}: line {i + 1} is not valid JSON; repair or remove the line") from None
-        if not isinstance(row, dict) or not isinstance(row.get(STEP), int | float):
+    except HistoryLineError as error:
+        raise RunDirectoryError(f"{path}: {error}; repair or remove the line") from None
+    for i, row in enumerate(rows):
+        if not isinstance(row.get(STEP), int | float):
             raise RunDirectoryError(f"{path}: line {i + 1} is not a history row (no {STEP!r})")
-        rows.append(row)
     return rows
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({k: _jsonable(v) for k, v in payload.items()}, indent=2, sort_keys=True))
+    tmp.write_text(json.dumps({k: to_json_value(v) for k, v in payload.items()}, indent=2, sort_keys=True))
     os.replace(tmp, path)
 
 
@@ -100,7 +79,7 @@ class RunLogger(NullLogger):
         self.wandb_run = self._start_wandb(cfg, run_id) if cfg.wandb.mode != "disabled" else None
         if replay:
             for row in kept:  # the new offline folder holds the whole history, each step once
-                self.wandb_run.log(_from_json(row), step=int(row[STEP]))
+                self.wandb_run.log(from_json_row(row), step=int(row[STEP]))
         self.set_summary({"state": "running", "run_id": run_id})
 
     def _previous_summary(self) -> dict:
@@ -131,15 +110,16 @@ class RunLogger(NullLogger):
         """W&B writes an offline file in blocks, so a killed run's folder can lack its last
         steps, and a resumed run's new folder would repeat the steps after the checkpoint:
         synced together, they send some steps twice and others never. On an offline resume the
-        earlier folders move to ``wandb/superseded/`` (kept, not synced by ``wandb sync
-        wandb/offline-run-*``) and the new folder is given every kept history row first."""
+        earlier folders move to ``wandb-superseded/`` beside ``wandb/`` (kept, out of reach of
+        ``wandb sync wandb``) and the new folder is given every kept history row first."""
         root = self.run_dir / "wandb"
         earlier = sorted(root.glob("offline-run-*")) if root.is_dir() else []
         if not earlier:
             return False
-        (root / "superseded").mkdir(exist_ok=True)
+        aside = self.run_dir / "wandb-superseded"
+        aside.mkdir(exist_ok=True)
         for folder in earlier:
-            folder.rename(root / "superseded" / folder.name)
+            folder.rename(aside / folder.name)
         return True
 
     def _start_wandb(self, cfg: DictConfig, run_id: str):
@@ -167,7 +147,7 @@ class RunLogger(NullLogger):
         return run
 
     def log(self, row: dict) -> None:
-        self._history.write(json.dumps({k: _jsonable(v) for k, v in row.items()}) + "\n")
+        self._history.write(json.dumps({k: to_json_value(v) for k, v in row.items()}) + "\n")
         self._history.flush()
         if self.wandb_run is not None:
             self.wandb_run.log(row, step=int(row[STEP]))
