@@ -95,7 +95,9 @@ def _read_jsonl(path: Path) -> list[dict] | pd.DataFrame:
     try:
         return parse_history_lines(lines)
     except HistoryLineError as error:
-        raise BadRun(f"history.jsonl {error}: the history is corrupt") from None
+        # "line 4 is corrupt" (not JSON) or "line 2 is not a JSON object"
+        reason = "is corrupt" if error.reason == "is not valid JSON" else error.reason
+        raise BadRun(f"history.jsonl line {error.line} {reason}") from None
 
 
 def _read_mapping(path: Path, parse: Callable[[str], Any]) -> dict:

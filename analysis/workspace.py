@@ -28,9 +28,14 @@ def _library():
     validators inside the library, nothing a user can act on."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        import wandb_workspaces.reports.v2 as wr
-        import wandb_workspaces.workspaces as ws
-        from wandb_workspaces import expr
+        try:
+            import wandb_workspaces.reports.v2 as wr
+            import wandb_workspaces.workspaces as ws
+            from wandb_workspaces import expr
+        except ImportError:
+            raise ValueError(
+                "the W&B workspace needs wandb-workspaces (and wandb >= 0.28.2): pip install 'adadim[workspace]'"
+            ) from None
     return wr, ws, expr
 
 

@@ -16,6 +16,7 @@ Throughput is samples per second over all steps but the first (warm-up), best of
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import tempfile
 import time
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from adadim.training.config import load_config
 from adadim.training.controller import WeightController
-from adadim.training.data import GlobalBatchSampler, TwoViews, load_splits, train_loader, two_view_transform
+from adadim.training.data import GlobalBatchSampler, build_augmenter, load_splits, train_loader, training_dataset
 from adadim.training.losses import nt_xent_loss, vicreg_loss
 from adadim.training.models import SSLModel, build_backbone
 from adadim.training.optim import apply_schedule, build_optimizer, schedule_fraction
@@ -41,7 +42,9 @@ def bare_loop(cfg) -> float:
     )
     batch = cfg.data.batch_size
     sampler = GlobalBatchSampler(len(splits.ssl_train), batch, cfg.run.seed)
-    dataset = TwoViews(splits.ssl_train, two_view_transform(cfg.data.name, splits.image_size), cfg.run.seed)
+    # The same data path as the trainer: un-augmented batches, views drawn on the device.
+    dataset = training_dataset(splits, cfg.data, cfg.run.seed)
+    augmenter = build_augmenter(cfg.data, splits, cfg.run.seed, 0, "cpu")
     loader = train_loader(dataset, sampler, cfg.data.num_workers)
     per_epoch = len(splits.ssl_train) // batch
     total = per_epoch * cfg.optim.epochs
@@ -52,8 +55,8 @@ def bare_loop(cfg) -> float:
     tick = time.perf_counter()
     for epoch in range(cfg.optim.epochs):
         sampler.set_epoch(epoch)
-        dataset.set_epoch(epoch)
-        for x1, x2, labels in loader:
+        for x, labels in loader:
+            x1, x2 = augmenter.views(x, step)
             apply_schedule(optimizer, schedule_fraction(step, total, warmup, 0.0))
             _, (z1, z2), logits = model(x1, x2)
             weights = controller.step(step, z1.detach() if controller.needs_embedding(step) else None)
@@ -72,7 +75,11 @@ def trainer_run(overrides: list[str], root: Path, run_id: str) -> float:
     train(cfg)
     rows = [json.loads(line) for line in (root / run_id / "history.jsonl").read_text().splitlines()]
     batch = cfg.data.batch_size
-    return batch * (len(rows) - 1) / sum(batch / r["trainer/samples_per_s"] for r in rows[1:])
+    # Each row's samples/s covers the steps since the previous row; step 0 (warm-up) is left out.
+    steps = [r["trainer/step"] for r in rows]
+    counts = [b - a for a, b in itertools.pairwise(steps)]
+    seconds = sum(n * batch / r["trainer/samples_per_s"] for n, r in zip(counts, rows[1:], strict=True))
+    return sum(counts) * batch / seconds
 
 
 def host_reads_per_quiet_step(overrides: list[str], root: Path, steps: int = 30) -> tuple[float, int]:
@@ -83,19 +90,21 @@ def host_reads_per_quiet_step(overrides: list[str], root: Path, steps: int = 30)
     run = setup(cfg)
     reads, quiet, step = 0, 0, 0
     cuda = run.device.type == "cuda"
-    for batch in run.loader:
-        if step >= steps:
-            break
-        plan = plan_step(run, step, False)
-        if not plan.log and cuda:
-            torch.cuda.set_sync_debug_mode("error")
-        with HostReads() as counter:
-            train_step(run, batch, step, plan)
-        if cuda:
-            torch.cuda.set_sync_debug_mode("default")
-        if not plan.log:
-            reads, quiet = reads + counter.count, quiet + 1
-        step += 1
+    while step < steps:
+        run.sampler.set_epoch(step // run.steps_per_epoch, step % run.steps_per_epoch)
+        for batch in run.loader:
+            if step >= steps:
+                break
+            plan = plan_step(run, step, False)
+            if not plan.log and cuda:
+                torch.cuda.set_sync_debug_mode("error")
+            with HostReads() as counter:
+                train_step(run, batch, step, plan)
+            if cuda:
+                torch.cuda.set_sync_debug_mode("default")
+            if not plan.log:
+                reads, quiet = reads + counter.count, quiet + 1
+            step += 1
     run.logger.finish("finished")
     return reads / max(quiet, 1), quiet
 

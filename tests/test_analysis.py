@@ -269,13 +269,15 @@ def test_cache_folder_can_be_chosen_or_switched_off(tmp_path, monkeypatch, capsy
 
 def test_reads_wandb_offline_files_from_the_trainer_and_from_other_code(tmp_path):
     summary = train(
-        load_config(None, tiny_overrides(tmp_path / "runs", "wb", **{"wandb.mode": "offline", "optim.epochs": 1}))
+        load_config(
+            None, tiny_overrides(tmp_path / "runs", "wb-analysis", **{"wandb.mode": "offline", "optim.epochs": 1})
+        )
     )
-    from_wandb = load_runs(tmp_path / "runs" / "wb" / "wandb", progress=False, cache_dir=None)
-    from_local = load_runs(tmp_path / "runs" / "wb", progress=False, cache_dir=None)
-    assert list(from_wandb.runs.index) == ["wb"]
-    assert from_wandb.runs.loc["wb", "final/lowlabel_top1"] == pytest.approx(summary["final/lowlabel_top1"])
-    assert from_wandb.runs.loc["wb", "optim.lr"] == 0.5
+    from_wandb = load_runs(tmp_path / "runs" / "wb-analysis" / "wandb", progress=False, cache_dir=None)
+    from_local = load_runs(tmp_path / "runs" / "wb-analysis", progress=False, cache_dir=None)
+    assert list(from_wandb.runs.index) == ["wb-analysis"]
+    assert from_wandb.runs.loc["wb-analysis", "final/lowlabel_top1"] == pytest.approx(summary["final/lowlabel_top1"])
+    assert from_wandb.runs.loc["wb-analysis", "optim.lr"] == 0.5
     local, remote = from_local.history.set_index("trainer/step"), from_wandb.history.set_index("trainer/step")
     for column in ("train/loss", "dynamics/H_R", "adadim/alpha"):
         pd.testing.assert_series_equal(local[column], remote[column], check_dtype=False)

@@ -107,6 +107,7 @@ def test_wheel_top_level_is_adadim_only(tmp_path):
         assert f"adadim/{package}/__init__.py" in names
     assert "adadim/training/configs/digits.yaml" in names
     assert "adadim/sweeps/study-digits.yaml" in names
+    assert {"adadim/analysis/dashboard.js", "adadim/analysis/dashboard.css"} <= set(names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "adadim = adadim.sweeps.console:main" in zipfile.ZipFile(wheel).read(entry).decode()
 

@@ -71,9 +71,9 @@ def wait_for_exit_record(path: Path, timeout: float = 60) -> None:
 @pytest.fixture(scope="module")
 def trainer_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    train(load_config(None, tiny_overrides(root, "wb", **{"wandb.mode": "offline", "optim.epochs": 1})))
-    wait_for_exit_record(wandb_file(root / "wb" / "wandb"))
-    return root / "wb"
+    train(load_config(None, tiny_overrides(root, "wb-readers", **{"wandb.mode": "offline", "optim.epochs": 1})))
+    wait_for_exit_record(wandb_file(root / "wb-readers" / "wandb"))
+    return root / "wb-readers"
 
 
 @pytest.fixture(scope="module")
@@ -182,10 +182,10 @@ def test_the_reader_can_be_chosen_by_environment(plain_run, monkeypatch):
 @needs_leet
 def test_load_runs_records_which_reader_served_each_run(trainer_run, monkeypatch):
     first = load_runs(trainer_run / "wandb", progress=False, cache_dir=None)
-    assert first.runs.loc["wb", "reader"] == "wandb-leet"
+    assert first.runs.loc["wb-readers", "reader"] == "wandb-leet"
     monkeypatch.setenv("ADADIM_WANDB_READER", "adadim")
     second = load_runs(trainer_run / "wandb", progress=False, cache_dir=None)
-    assert second.runs.loc["wb", "reader"] == "adadim"
+    assert second.runs.loc["wb-readers", "reader"] == "adadim"
     # The same tables; only the column order differs (W&B's reader sorts a record's keys).
     pd.testing.assert_frame_equal(first.history.sort_index(axis=1), second.history.sort_index(axis=1))
     runs = [rs.runs.drop(columns="reader").sort_index(axis=1) for rs in (first, second)]

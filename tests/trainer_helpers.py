@@ -28,6 +28,7 @@ def tiny_overrides(root: Path, run_id: str, **extra) -> list[str]:
         "eval.lowlabel_epochs": 20,
         "eval.lowlabel_draws": 2,
         "run.checkpoint_every_steps": 4,
+        "run.log_every": 1,
         "run.progress": "false",
         "run.root": str(root),
         "run.id": run_id,
@@ -48,6 +49,10 @@ def cli(*args: str) -> list[str]:
 def env() -> dict:
     out = dict(os.environ)
     out["PYTHONPATH"] = str(REPO) + os.pathsep + out.get("PYTHONPATH", "")
+    # An in-process W&B run of this test session exports its service's address; a child that
+    # inherited it would share that service (and its run ids) instead of starting its own.
+    for key in [k for k in out if k.startswith("WANDB_SERVICE") or k == "WANDB__SERVICE"]:
+        out.pop(key)
     out.setdefault("GLOO_SOCKET_IFNAME", "lo")
     return out
 

@@ -408,94 +408,119 @@ def validate(cfg: DictConfig) -> None:
     """Refuse values no run can use, before any work starts."""
     _require_finite(cfg)
     _require(cfg.method in METHODS, f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
-    d = cfg.data
-    _require(d.name in DATASETS, f"unknown dataset {d.name!r}; choose one of {', '.join(DATASETS)}")
-    if d.name in ("cifar10", "cifar100", "stl10", "imagefolder"):
-        _require(d.root is not None, f"data.root is required for dataset {d.name!r} (the folder holding its files)")
+    data = cfg.data
+    _require(data.name in DATASETS, f"unknown dataset {data.name!r}; choose one of {', '.join(DATASETS)}")
+    if data.name in ("cifar10", "cifar100", "stl10", "imagefolder"):
         _require(
-            d.download or Path(d.root).is_dir(),
-            f"data.root {d.root!r} does not exist (data.download=true fetches {d.name})",
+            data.root is not None, f"data.root is required for dataset {data.name!r} (the folder holding its files)"
         )
-    _require(d.batch_size >= 2, f"data.batch_size must be >= 2, got {d.batch_size}")
-    _require(d.num_workers >= 0, f"data.num_workers must be >= 0, got {d.num_workers}")
-    _require(d.augment_on in ("device", "loader"), f"data.augment_on must be device or loader, got {d.augment_on!r}")
-    _validate_augment(d)
-    _require(0 < d.test_fraction < 1, f"data.test_fraction must be in (0, 1), got {d.test_fraction}")
-    _require(0 <= d.val_fraction < 1, f"data.val_fraction must be in [0, 1), got {d.val_fraction}")
-    _require(d.per_class_limit is None or d.per_class_limit >= 1, "data.per_class_limit must be >= 1 or null")
-    _require(
-        d.synthetic_samples >= 8 and d.synthetic_classes >= 2 and d.synthetic_size >= 4, "synthetic data is too small"
-    )
-    m = cfg.model
-    _require(m.backbone in BACKBONES, f"unknown backbone {m.backbone!r}; choose one of {', '.join(BACKBONES)}")
-    _require(len(m.projector) >= 1 and all(w >= 1 for w in m.projector), "model.projector must list widths >= 1")
-    _require(m.width >= 1, f"model.width must be >= 1, got {m.width}")
-    lo = cfg.loss
-    _require(lo.temperature > 0, f"loss.temperature must be > 0, got {lo.temperature}")
-    for key in ("invariance_weight", "variance_weight", "covariance_weight", "barlow_lambda"):
-        _require(lo[key] >= 0, f"loss.{key} must be >= 0, got {lo[key]}")
-    a = cfg.adadim
-    for key in ("alpha", "alpha_start", "alpha_end", "alpha_min", "alpha_max"):
-        _require(0 <= a[key] <= 1, f"adadim.{key} must be in [0, 1], got {a[key]}")
-    _require(a.alpha_min <= a.alpha_max, "adadim.alpha_min must be <= adadim.alpha_max")
-    _require(a.gamma >= 0, f"adadim.gamma must be >= 0, got {a.gamma}")
-    _require(a.every >= 1, f"adadim.every must be >= 1, got {a.every}")
-    _require(0 <= a.ema < 1, f"adadim.ema must be in [0, 1), got {a.ema}")
-    _require(a.normalization in ("dim", "log"), f"adadim.normalization must be 'dim' or 'log', got {a.normalization!r}")
-    _require(
-        a.mi_sign in ("maximize", "minimize"), f"adadim.mi_sign must be 'maximize' or 'minimize', got {a.mi_sign!r}"
-    )
-    _require(a.mi_order > 0, f"adadim.mi_order must be > 0, got {a.mi_order}")
-    _require(a.mi_kernel in ("cosine", "linear", "gaussian"), f"unknown adadim.mi_kernel {a.mi_kernel!r}")
-    _require(
-        a.erank_source in ("probe", "batch"), f"adadim.erank_source must be 'probe' or 'batch', got {a.erank_source!r}"
-    )
-    _require(a.balance in ("none", "grad"), f"adadim.balance must be 'none' or 'grad', got {a.balance!r}")
-    _require(0 <= a.balance_momentum < 1, f"adadim.balance_momentum must be in [0, 1), got {a.balance_momentum}")
-    o = cfg.optim
-    _require(o.name in OPTIMIZERS, f"unknown optimizer {o.name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    _require(o.lr >= 0, f"optim.lr must be >= 0 (0 freezes the network), got {o.lr}")
-    _require(o.probe_lr > 0, f"optim.probe_lr must be > 0, got {o.probe_lr}")
-    _require(o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}")
-    _require(0 <= o.momentum < 1, f"optim.momentum must be in [0, 1), got {o.momentum}")
-    _require(o.epochs >= 1, f"optim.epochs must be >= 1, got {o.epochs}")
-    _require(o.warmup_epochs >= 0, f"optim.warmup_epochs must be >= 0, got {o.warmup_epochs}")
-    _require(0 <= o.min_lr_fraction <= 1, f"optim.min_lr_fraction must be in [0, 1], got {o.min_lr_fraction}")
-    _require(o.max_steps is None or o.max_steps >= 1, f"optim.max_steps must be >= 1 or null, got {o.max_steps}")
-    dy = cfg.dynamics
-    _require(dy.every >= 0, f"dynamics.every must be >= 0, got {dy.every}")
-    unknown = [k for k in dy.metrics if k not in METRIC_GROUPS]
-    _require(not unknown, f"unknown dynamics.metrics {unknown}; choose from {', '.join(METRIC_GROUPS)}")
-    _require(dy.order > 0, f"dynamics.order must be > 0, got {dy.order}")
-    _require(dy.kernel in ("cosine", "linear", "gaussian"), f"unknown dynamics.kernel {dy.kernel!r}")
-    _require(dy.n_permutations >= 1, f"dynamics.n_permutations must be >= 1, got {dy.n_permutations}")
-    _require(dy.source in ("probe", "batch"), f"dynamics.source must be 'probe' or 'batch', got {dy.source!r}")
-    _require(dy.probe_size is None or dy.probe_size >= 2, f"dynamics.probe_size must be >= 2, got {dy.probe_size}")
-    _require(dy.probe_batch >= 1, f"dynamics.probe_batch must be >= 1, got {dy.probe_batch}")
-    _require(
-        dy.probe_norm in ("batch", "running"),
-        f"dynamics.probe_norm must be 'batch' or 'running', got {dy.probe_norm!r}",
-    )
-    e = cfg.eval
-    for key in ("every_epochs", "lowlabel_every_epochs"):
-        _require(e[key] >= 0, f"eval.{key} must be >= 0, got {e[key]}")
-    for key in ("knn_k", "knn_weighted_k", "final_probe_epochs", "lowlabel_draws", "lowlabel_epochs"):
-        _require(e[key] >= 1, f"eval.{key} must be >= 1, got {e[key]}")
-    _require(e.knn_temperature > 0, f"eval.knn_temperature must be > 0, got {e.knn_temperature}")
-    _require(len(e.lowlabel_k) >= 1 and all(k >= 1 for k in e.lowlabel_k), "eval.lowlabel_k must list counts >= 1")
-    w = cfg.wandb
-    _require(
-        w.mode in ("online", "offline", "disabled"), f"wandb.mode must be online, offline or disabled, got {w.mode!r}"
-    )
-    r = cfg.run
-    _require(r.device in ("auto", "cpu", "cuda"), f"run.device must be auto, cpu or cuda, got {r.device!r}")
-    _require(r.checkpoint_every_steps >= 1, "run.checkpoint_every_steps must be >= 1")
-    _require(r.keep_checkpoints >= 1, "run.keep_checkpoints must be >= 1")
-    _require(r.log_every >= 1, "run.log_every must be >= 1")
-    if r.id is not None:
         _require(
-            is_safe_name(r.id),
-            f"run.id {r.id!r} must start with a letter or digit and hold only letters, digits, '-', '_', '.'"
+            data.download or Path(data.root).is_dir(),
+            f"data.root {data.root!r} does not exist (data.download=true fetches {data.name})",
+        )
+    _require(data.batch_size >= 2, f"data.batch_size must be >= 2, got {data.batch_size}")
+    _require(data.num_workers >= 0, f"data.num_workers must be >= 0, got {data.num_workers}")
+    _require(
+        data.augment_on in ("device", "loader"), f"data.augment_on must be device or loader, got {data.augment_on!r}"
+    )
+    _validate_augment(data)
+    _require(0 < data.test_fraction < 1, f"data.test_fraction must be in (0, 1), got {data.test_fraction}")
+    _require(0 <= data.val_fraction < 1, f"data.val_fraction must be in [0, 1), got {data.val_fraction}")
+    _require(data.per_class_limit is None or data.per_class_limit >= 1, "data.per_class_limit must be >= 1 or null")
+    _require(
+        data.synthetic_samples >= 8 and data.synthetic_classes >= 2 and data.synthetic_size >= 4,
+        "synthetic data is too small",
+    )
+    model = cfg.model
+    _require(model.backbone in BACKBONES, f"unknown backbone {model.backbone!r}; choose one of {', '.join(BACKBONES)}")
+    _require(
+        len(model.projector) >= 1 and all(w >= 1 for w in model.projector), "model.projector must list widths >= 1"
+    )
+    _require(model.width >= 1, f"model.width must be >= 1, got {model.width}")
+    loss = cfg.loss
+    _require(loss.temperature > 0, f"loss.temperature must be > 0, got {loss.temperature}")
+    for key in ("invariance_weight", "variance_weight", "covariance_weight", "barlow_lambda"):
+        _require(loss[key] >= 0, f"loss.{key} must be >= 0, got {loss[key]}")
+    adadim = cfg.adadim
+    for key in ("alpha", "alpha_start", "alpha_end", "alpha_min", "alpha_max"):
+        _require(0 <= adadim[key] <= 1, f"adadim.{key} must be in [0, 1], got {adadim[key]}")
+    _require(adadim.alpha_min <= adadim.alpha_max, "adadim.alpha_min must be <= adadim.alpha_max")
+    _require(adadim.gamma >= 0, f"adadim.gamma must be >= 0, got {adadim.gamma}")
+    _require(adadim.every >= 1, f"adadim.every must be >= 1, got {adadim.every}")
+    _require(0 <= adadim.ema < 1, f"adadim.ema must be in [0, 1), got {adadim.ema}")
+    _require(
+        adadim.normalization in ("dim", "log"),
+        f"adadim.normalization must be 'dim' or 'log', got {adadim.normalization!r}",
+    )
+    _require(
+        adadim.mi_sign in ("maximize", "minimize"),
+        f"adadim.mi_sign must be 'maximize' or 'minimize', got {adadim.mi_sign!r}",
+    )
+    _require(adadim.mi_order > 0, f"adadim.mi_order must be > 0, got {adadim.mi_order}")
+    _require(adadim.mi_kernel in ("cosine", "linear", "gaussian"), f"unknown adadim.mi_kernel {adadim.mi_kernel!r}")
+    _require(
+        adadim.erank_source in ("probe", "batch"),
+        f"adadim.erank_source must be 'probe' or 'batch', got {adadim.erank_source!r}",
+    )
+    _require(adadim.balance in ("none", "grad"), f"adadim.balance must be 'none' or 'grad', got {adadim.balance!r}")
+    _require(
+        0 <= adadim.balance_momentum < 1, f"adadim.balance_momentum must be in [0, 1), got {adadim.balance_momentum}"
+    )
+    optim = cfg.optim
+    _require(optim.name in OPTIMIZERS, f"unknown optimizer {optim.name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    _require(optim.lr >= 0, f"optim.lr must be >= 0 (0 freezes the network), got {optim.lr}")
+    _require(optim.probe_lr > 0, f"optim.probe_lr must be > 0, got {optim.probe_lr}")
+    _require(optim.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {optim.weight_decay}")
+    _require(0 <= optim.momentum < 1, f"optim.momentum must be in [0, 1), got {optim.momentum}")
+    _require(optim.epochs >= 1, f"optim.epochs must be >= 1, got {optim.epochs}")
+    _require(optim.warmup_epochs >= 0, f"optim.warmup_epochs must be >= 0, got {optim.warmup_epochs}")
+    _require(0 <= optim.min_lr_fraction <= 1, f"optim.min_lr_fraction must be in [0, 1], got {optim.min_lr_fraction}")
+    _require(
+        optim.max_steps is None or optim.max_steps >= 1, f"optim.max_steps must be >= 1 or null, got {optim.max_steps}"
+    )
+    dynamics = cfg.dynamics
+    _require(dynamics.every >= 0, f"dynamics.every must be >= 0, got {dynamics.every}")
+    unknown = [k for k in dynamics.metrics if k not in METRIC_GROUPS]
+    _require(not unknown, f"unknown dynamics.metrics {unknown}; choose from {', '.join(METRIC_GROUPS)}")
+    _require(dynamics.order > 0, f"dynamics.order must be > 0, got {dynamics.order}")
+    _require(dynamics.kernel in ("cosine", "linear", "gaussian"), f"unknown dynamics.kernel {dynamics.kernel!r}")
+    _require(dynamics.n_permutations >= 1, f"dynamics.n_permutations must be >= 1, got {dynamics.n_permutations}")
+    _require(
+        dynamics.source in ("probe", "batch"), f"dynamics.source must be 'probe' or 'batch', got {dynamics.source!r}"
+    )
+    _require(
+        dynamics.probe_size is None or dynamics.probe_size >= 2,
+        f"dynamics.probe_size must be >= 2, got {dynamics.probe_size}",
+    )
+    _require(dynamics.probe_batch >= 1, f"dynamics.probe_batch must be >= 1, got {dynamics.probe_batch}")
+    _require(
+        dynamics.probe_norm in ("batch", "running"),
+        f"dynamics.probe_norm must be 'batch' or 'running', got {dynamics.probe_norm!r}",
+    )
+    evaluation = cfg.eval
+    for key in ("every_epochs", "lowlabel_every_epochs"):
+        _require(evaluation[key] >= 0, f"eval.{key} must be >= 0, got {evaluation[key]}")
+    for key in ("knn_k", "knn_weighted_k", "final_probe_epochs", "lowlabel_draws", "lowlabel_epochs"):
+        _require(evaluation[key] >= 1, f"eval.{key} must be >= 1, got {evaluation[key]}")
+    _require(evaluation.knn_temperature > 0, f"eval.knn_temperature must be > 0, got {evaluation.knn_temperature}")
+    _require(
+        len(evaluation.lowlabel_k) >= 1 and all(k >= 1 for k in evaluation.lowlabel_k),
+        "eval.lowlabel_k must list counts >= 1",
+    )
+    wandb = cfg.wandb
+    _require(
+        wandb.mode in ("online", "offline", "disabled"),
+        f"wandb.mode must be online, offline or disabled, got {wandb.mode!r}",
+    )
+    run = cfg.run
+    _require(run.device in ("auto", "cpu", "cuda"), f"run.device must be auto, cpu or cuda, got {run.device!r}")
+    _require(run.checkpoint_every_steps >= 1, "run.checkpoint_every_steps must be >= 1")
+    _require(run.keep_checkpoints >= 1, "run.keep_checkpoints must be >= 1")
+    _require(run.log_every >= 1, "run.log_every must be >= 1")
+    if run.id is not None:
+        _require(
+            is_safe_name(run.id),
+            f"run.id {run.id!r} must start with a letter or digit and hold only letters, digits, '-', '_', '.'"
             " (at most 100)",
         )
 

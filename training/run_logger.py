@@ -1,8 +1,9 @@
 """Everything a run writes: ``runs/<run_id>/`` always, and W&B when it is on.
 
 - ``config.yaml``: the resolved config;
-- ``history.jsonl``: one JSON object per logged step (keys as in DESIGN.md), appended and
-  flushed row by row, so a crash loses at most the row being written;
+- ``history.jsonl``: one JSON object per logged step (keys from the metric registry,
+  ``adadim.dynamics.keys``), appended and flushed row by row, so a crash loses at most the row
+  being written;
 - ``summary.json``: final values and the run's state, rewritten atomically;
 - ``checkpoints/``, and ``wandb/`` (the W&B run files) when W&B is on.
 
@@ -126,7 +127,7 @@ class RunLogger(NullLogger):
         import wandb
 
         w = cfg.wandb
-        run = wandb.init(
+        kwargs = dict(
             project=w.project,
             entity=w.entity,
             group=w.group,
@@ -139,6 +140,7 @@ class RunLogger(NullLogger):
             config=to_flat_dict(cfg),
             settings=wandb.Settings(quiet=True, console="off", x_disable_stats=True),
         )
+        run = wandb.init(**kwargs)
         run.define_metric(STEP)
         run.define_metric("trainer/epoch")
         for prefix in ("train", "adadim", "dynamics", "trainer"):

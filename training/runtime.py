@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -98,6 +99,16 @@ class HostReads(torch.overrides.TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
-        if name in self.NAMES:
+        if name in self.NAMES and not _optimizer_step_counter(args):
             self.calls.append(name)
         return func(*args, **(kwargs or {}))
+
+
+def _optimizer_step_counter(args) -> bool:
+    """torch.optim keeps Adam's step counts as CPU tensors on every device (unless capturable)
+    and reads them with ``.item()``: host bookkeeping, never a wait for the accelerator."""
+    tensor = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    if tensor is None or tensor.device.type != "cpu" or tensor.dim() != 0:
+        return False
+    caller = sys._getframe(2).f_code.co_filename
+    return f"{os.sep}torch{os.sep}optim{os.sep}" in caller
