@@ -28,7 +28,7 @@ from .checkpoint import load_latest
 from .config import ConfigError, TrainConfig, validate
 from .data import load_splits
 from .models import SSLModel, build_backbone
-from .probe import build_probe, probe_size
+from .probe import build_monitor, build_probe, probe_size
 
 FILENAME = "noise_floor.json"
 FORMAT_VERSION = 1
@@ -59,26 +59,13 @@ def load_trained_model(run_dir: Path):
 
 def measure_noise_floor(run_dir: Path, repeats: int = 20, device: str = "cpu") -> dict:
     """K measurements of the same checkpoint on fresh view draws of the run's probe images."""
-    from adadim.dynamics import DynamicsMonitor, MonitorSettings
-
     if repeats < 3:
         raise ConfigError(f"--repeats must be >= 3, got {repeats}")
     cfg, model, step, splits = load_trained_model(run_dir)
     target = torch.device(device)
     model.to(target)
     settings = cfg.dynamics
-    sigmas = _recorded_sigmas(run_dir)
-    monitor = DynamicsMonitor(
-        MonitorSettings(
-            metrics=tuple(settings.metrics),
-            order=settings.order,
-            kernel=settings.kernel,
-            n_permutations=settings.n_permutations,
-            seed=settings.seed,
-            gather=False,
-            **({"sigma_r": sigmas[0], "sigma_z": sigmas[1]} if sigmas else {}),
-        )
-    )
+    monitor = build_monitor(settings, _recorded_sigmas(run_dir))
     size = probe_size(cfg.data.name, settings.probe_size, len(splits.ssl_train))
     samples: dict[str, list[float]] = {}
     for repeat in range(repeats):

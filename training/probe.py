@@ -15,6 +15,7 @@ get the same numbers with no communication.
 from __future__ import annotations
 
 import torch
+from adadim.dynamics import DynamicsMonitor, MonitorSettings
 
 from .data import TwoViews, build_augmenter, training_dataset, two_view_transform
 
@@ -102,3 +103,21 @@ def build_probe(data_cfg, splits, size: int, seed: int, view_seed: int | None = 
     images = torch.stack([torch.as_tensor(dataset[i][0]) for i in indices])
     augmenter = build_augmenter(data_cfg, splits, draw_seed, 0, "cpu")
     return ProbeSet(*augmenter.views(images, 0))
+
+
+def build_monitor(dynamics_cfg, sigmas: tuple[float, float] | None = None, gather: bool = False) -> DynamicsMonitor:
+    """The monitor a run's ``dynamics`` section describes. ``sigmas``: fixed Gaussian widths of R
+    and Z; ``gather``: gather views across ranks (training batches; the probe set needs none,
+    since every rank measures all of it)."""
+    widths = {"sigma_r": sigmas[0], "sigma_z": sigmas[1]} if sigmas else {}
+    return DynamicsMonitor(
+        MonitorSettings(
+            metrics=tuple(dynamics_cfg.metrics),
+            order=dynamics_cfg.order,
+            kernel=dynamics_cfg.kernel,
+            n_permutations=dynamics_cfg.n_permutations,
+            seed=dynamics_cfg.seed,
+            gather=gather,
+            **widths,
+        )
+    )

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from adadim.dynamics import DynamicsMonitor, MonitorSettings
+from adadim.dynamics import DynamicsMonitor
 from adadim.dynamics.keys import EPOCH, STEP
 from adadim.dynamics.monitor import gather_rows
 from omegaconf import DictConfig, OmegaConf
@@ -48,7 +48,7 @@ from .evaluation import evaluate_representation, evaluate_splits, extract_featur
 from .losses.adadim import ObjectiveSettings, adadim_objective, gradient_norms, gradient_shares
 from .models import SSLModel, build_backbone
 from .optim import apply_schedule, build_optimizer, schedule_fraction
-from .probe import ProbeSet, build_probe, probe_size
+from .probe import ProbeSet, build_monitor, build_probe, probe_size
 from .run_lock import RunLock, RunLocked, acquire_run_lock
 from .run_logger import NullLogger, RunLogger
 from .runtime import Distributed, StopRequest, broadcast_object, setup_distributed
@@ -178,19 +178,7 @@ def _controller(cfg: DictConfig, total_steps: int) -> WeightController:
 
 
 def _monitor(cfg: DictConfig, sigmas: tuple[float, float] | None = None) -> DynamicsMonitor:
-    settings = cfg.dynamics
-    extra = {"sigma_r": sigmas[0], "sigma_z": sigmas[1]} if sigmas else {}
-    return DynamicsMonitor(
-        MonitorSettings(
-            metrics=tuple(settings.metrics),
-            order=settings.order,
-            kernel=settings.kernel,
-            n_permutations=settings.n_permutations,
-            seed=settings.seed,
-            gather=settings.source == "batch",  # probe views arrive gathered already
-            **extra,
-        )
-    )
+    return build_monitor(cfg.dynamics, sigmas, gather=cfg.dynamics.source == "batch")
 
 
 def setup(cfg: DictConfig) -> Run:
