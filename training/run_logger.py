@@ -126,21 +126,20 @@ class RunLogger(NullLogger):
     def _start_wandb(self, cfg: DictConfig, run_id: str):
         import wandb
 
-        w = cfg.wandb
-        kwargs = dict(
-            project=w.project,
-            entity=w.entity,
-            group=w.group,
-            name=w.name or run_id,
-            tags=list(w.tags),
+        settings = cfg.wandb
+        run = wandb.init(
+            project=settings.project,
+            entity=settings.entity,
+            group=settings.group,
+            name=settings.name or run_id,
+            tags=list(settings.tags),
             id=run_id,
             resume="allow",
             dir=str(self.run_dir),
-            mode=w.mode,
+            mode=settings.mode,
             config=to_flat_dict(cfg),
             settings=wandb.Settings(quiet=True, console="off", x_disable_stats=True),
         )
-        run = wandb.init(**kwargs)
         run.define_metric(STEP)
         run.define_metric("trainer/epoch")
         for prefix in ("train", "adadim", "dynamics", "trainer"):
