@@ -1,7 +1,7 @@
 """`load_runs(source)`: local run directories, W&B offline files, or a W&B project.
 
 Sources:
-- a local runs root (folders holding ``history.jsonl``) or one run directory;
+- a local runs root (folders holding ``history.jsonl``, or sweep folders of them: a study's root), or one run directory;
 - W&B offline run folders or ``.wandb`` files (from our trainer or from any code), or a folder
   holding them; read without a server (see `adadim.analysis.wandb_file`). Several offline folders of
   one run id (a resumed run) merge, the later file winning for replayed steps;
@@ -21,6 +21,7 @@ skipped with a one-line reason each, and the rest still load.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,26 @@ def _meta(run_id: str, config: dict, summary: dict, state: str, source: str) -> 
     group = flat.get("wandb.group") or flat.get("method") or "default"
     # run_id last among the files' keys: the id the loader settled on wins over summary.run_id.
     return {**flat, **summary, "run_id": run_id, "state": state, "group": group, "source": source}
+
+
+def _value(row, key: str):
+    value = row.get(key)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def arm_label(row) -> str:
+    """What a run trained, short and seed-free: the method, plus the settings that make a
+    variant of it (``fixed α=0.25``, ``adadim γ=0.05 minimize``, ``adadim balance=grad``)."""
+    method = str(_value(row, "method") or "unknown")
+    parts = [method]
+    if method == "fixed" and _value(row, "adadim.alpha") is not None:
+        parts.append(f"α={float(_value(row, 'adadim.alpha')):g}")
+    gamma = _value(row, "adadim.gamma")
+    if gamma and float(gamma) > 0 and method not in ("vicreg", "barlow"):  # β = γ·α is 0 there
+        parts.append(f"γ={float(gamma):g} {_value(row, 'adadim.mi_sign') or 'maximize'}")
+    if _value(row, "adadim.balance") not in (None, "none"):
+        parts.append(f"balance={_value(row, 'adadim.balance')}")
+    return " ".join(parts)
 
 
 # ---- local run directories -----------------------------------------------------------------
@@ -195,6 +216,18 @@ def run_from_api(api_run) -> tuple[dict, pd.DataFrame]:
 # ---- the entry point -----------------------------------------------------------------------
 
 
+def _local_run_dirs(source: Path) -> list[Path]:
+    """Run folders directly under ``source``, and those of every sweep folder (one holding a
+    local sweep's ``sweep.json``) directly under it: a study's root holds one sweep per part."""
+    found = []
+    for child in sorted(p for p in source.iterdir() if p.is_dir()):
+        if (child / "history.jsonl").is_file():
+            found.append(child)
+        elif (child / "sweep.json").is_file():
+            found += sorted(p for p in child.iterdir() if p.is_dir() and (p / "history.jsonl").is_file())
+    return found
+
+
 def _discover(source: Path) -> list[tuple[str, list, Callable[[], tuple[dict, pd.DataFrame]]]]:
     """(cache key, signature of its files, parser) for every run under a local path."""
     found = []
@@ -202,7 +235,7 @@ def _discover(source: Path) -> list[tuple[str, list, Callable[[], tuple[dict, pd
         return [(source.name, signature(_local_files(source)), lambda s=source: parse_local_run(s))]
     wandb_only = source.is_file() or source.name.startswith("offline-run-") or source.name == "wandb"
     if not wandb_only:
-        for run_dir in sorted(p for p in source.iterdir() if p.is_dir() and (p / "history.jsonl").is_file()):
+        for run_dir in _local_run_dirs(source):
             found.append((run_dir.name, signature(_local_files(run_dir)), lambda d=run_dir: parse_local_run(d)))
     if found:
         return found
@@ -273,6 +306,7 @@ def load_runs(
         result.skipped = skipped
         return result
     runs = pd.DataFrame([meta for _, meta, _ in loaded]).set_index("run_id")
+    runs["arm"] = [arm_label(row) for _, row in runs.iterrows()]
     history = pd.concat([h for _, _, h in loaded], ignore_index=True, sort=False)
     return RunSet(runs, history, skipped)
 

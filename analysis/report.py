@@ -13,7 +13,7 @@ import pandas as pd
 from . import plots
 from .claims import claims
 from .loading import load_runs
-from .runset import DEFAULT_ACCURACY, STEP, STUDIES, RunSet
+from .runset import DEFAULT_ACCURACY, STEP, STUDIES, RunSet, combine
 from .studies import (
     OPTIMUM_METRICS,
     RATIO,
@@ -231,10 +231,20 @@ def write_html(result: AnalysisResult, out: Path, source: str, opts: AnalysisOpt
     return path
 
 
-def analyze(source: str | Path, out: str | Path, opts: AnalysisOptions | None = None) -> AnalysisResult:
+def analyze(
+    source: str | Path | list[str | Path], out: str | Path, opts: AnalysisOptions | None = None
+) -> AnalysisResult:
+    """Every study on the runs of ``source`` (or of several sources, e.g. a study's sweeps)."""
     opts = opts or AnalysisOptions()
     out = Path(out)
-    rs = load_runs(source, include_unfinished=opts.include_unfinished, progress=opts.progress, cache_dir=opts.cache_dir)
+    sources = list(source) if isinstance(source, (list, tuple)) else [source]
+    rs = combine(
+        [
+            load_runs(s, include_unfinished=opts.include_unfinished, progress=opts.progress, cache_dir=opts.cache_dir)
+            for s in sources
+        ]
+    )
+    source = ", ".join(map(str, sources))
     if opts.groups:
         rs = rs.select(rs.runs.index[rs.runs[grouping_column(rs, opts.by)].astype(str).isin(opts.groups)])
     if len(rs) == 0:

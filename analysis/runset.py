@@ -27,7 +27,8 @@ STUDIES = (
 @dataclass
 class RunSet:
     """``runs``: one row per run, indexed by run id: flattened config (dotted keys), summary,
-    ``state`` and ``group``. ``history``: one row per (run_id, step), with the metric keys as
+    ``state``, ``group`` and ``arm`` (the method and its variant,
+    `adadim.analysis.loading.arm_label`). ``history``: one row per (run_id, step), with the metric keys as
     columns. ``skipped``: (run, reason) for every run that could not be loaded."""
 
     runs: pd.DataFrame
@@ -59,3 +60,20 @@ class RunSet:
 
 def empty_runset() -> RunSet:
     return RunSet(pd.DataFrame(index=pd.Index([], name="run_id")), pd.DataFrame(columns=["run_id", STEP]))
+
+
+def combine(runsets: list[RunSet]) -> RunSet:
+    """One RunSet of several (for example one per sweep of a study); a run id seen twice is
+    refused, since two sources would then claim one run."""
+    nonempty = [r for r in runsets if len(r)]
+    skipped = [s for r in runsets for s in r.skipped]
+    if not nonempty:
+        result = empty_runset()
+        result.skipped = skipped
+        return result
+    runs = pd.concat([r.runs for r in nonempty], sort=False)
+    twice = runs.index[runs.index.duplicated()].unique()
+    if len(twice):
+        raise ValueError(f"run id(s) in more than one source: {', '.join(map(str, twice[:5]))}")
+    history = pd.concat([r.history for r in nonempty], ignore_index=True, sort=False)
+    return RunSet(runs, history, skipped)

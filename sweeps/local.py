@@ -114,7 +114,9 @@ class LocalSweep:
         base = [f"run.root={self.directory}", f"run.id={trial.trial_id}", "run.progress=false"]
         group = [] if "wandb.group" in trial.params else [f"wandb.group={self.sweep.name}"]
         # The trial's own parameters come after the common overrides, so they win.
-        return [self.python, "-m", "adadim.training.cli", "train", *self.extra, *overrides(trial.params), *group, *base]
+        config = ["--config", self.sweep.config] if self.sweep.config else []
+        train = [self.python, "-m", "adadim.training.cli", "train", *config]
+        return [*train, *self.extra, *overrides(trial.params), *group, *base]
 
     def _metric(self, trial: Trial) -> float | None:
         try:

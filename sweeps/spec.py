@@ -77,6 +77,7 @@ class Sweep:
     run_cap: int | None
     raw: dict
     path: Path
+    config: str | None = None  # the trainer's --config, from the command; None: its default
 
     def digest(self) -> str:
         return hashlib.sha1(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -184,9 +185,18 @@ def _parameter(key: str, spec: Any) -> Parameter:
     raise SweepError(f"parameter {key!r} needs value, values, or min and max")
 
 
+def command_config(tokens: list[str]) -> tuple[list[str], str | None]:
+    """The command without a ``--config NAME`` just before the arguments, and that NAME (None
+    when absent): how a sweep file picks the trainer's config, online and offline alike."""
+    if len(tokens) >= 3 and tokens[-3] == "--config" and tokens[-1] == ARGS:
+        return [*tokens[:-3], ARGS], tokens[-2]
+    return tokens, None
+
+
 def _allowed_command(tokens: list[str]) -> bool:
     if tokens[:1] == ["${env}"]:
         tokens = tokens[1:]
+    tokens = command_config(tokens)[0]
     if tokens == ["adadim", "train", ARGS]:
         return True
     if len(tokens) == 5 and tokens[1:] == ["-m", "adadim.training.cli", "train", ARGS]:
@@ -196,25 +206,33 @@ def _allowed_command(tokens: list[str]) -> bool:
     return len(tokens) == 2 and Path(tokens[0]).name == "torchrun-train.sh" and tokens[1] == ARGS
 
 
-def _check_command(command) -> None:
-    """The command as a token list: exactly one of `COMMANDS`. Nothing else is run, so a
-    command that merely mentions adadim and train is refused."""
+def _check_command(command) -> str | None:
+    """The command as a token list: exactly one of `COMMANDS`, optionally with ``--config NAME``
+    before the arguments; returns that NAME. Nothing else is run, so a command that merely
+    mentions adadim and train is refused."""
     ok = isinstance(command, list) and all(isinstance(t, str) for t in command) and _allowed_command(command)
     if not ok:
         raise SweepError(
-            f"command must run 'adadim train' with {ARGS}, as one of {', '.join(COMMANDS)}; got {command!r}"
+            f"command must run 'adadim train' with {ARGS} (optionally after --config NAME), as one of "
+            f"{', '.join(COMMANDS)}; got {command!r}"
         )
+    return command_config(command)[1]
 
 
-def _check_against_config(params: list[Parameter]) -> None:
-    """Every value (or both bounds) must be accepted by the trainer's config on its own."""
+def _check_against_config(params: list[Parameter], config: str | None = None) -> None:
+    """The command's config must load, and every value (or both bounds) must be accepted by
+    the trainer's config on its own."""
     from adadim.training.config import ConfigError, load_config
 
+    try:
+        load_config(config, check_files=False)
+    except (ConfigError, OSError) as error:
+        raise SweepError(f"--config {config}: {error}") from None
     for p in params:
         candidates = p.values if p.values is not None else [p.low, p.high]
         for value in candidates:
             try:
-                load_config(None, [f"{p.key}={format_value(value)}"])
+                load_config(config, [f"{p.key}={format_value(value)}"], check_files=False)
             except ConfigError as error:
                 raise SweepError(f"parameter {p.key!r} = {value!r}: {error}") from None
 
@@ -242,7 +260,7 @@ def load_sweep(name: str) -> Sweep:
         or metric.get("goal", "maximize") not in ("maximize", "minimize")
     ):
         raise SweepError(f"{path}: metric needs a name and a goal of maximize or minimize")
-    _check_command(raw.get("command"))
+    config = _check_command(raw.get("command"))
     if not isinstance(raw.get("parameters"), dict) or not raw["parameters"]:
         raise SweepError(f"{path}: no parameters")
     params = [_parameter(k, v) for k, v in raw["parameters"].items()]
@@ -253,7 +271,7 @@ def load_sweep(name: str) -> Sweep:
     weighted = [p.key for p in params if p.probabilities is not None]
     if weighted and method != "random":
         raise SweepError(f"{path}: probabilities weight a random search only; {method} cannot use them ({weighted[0]})")
-    _check_against_config(params)
+    _check_against_config(params, config)
     name = raw.get("name") or path.stem
     # The name is a folder under --root and the prefix of every trial's run.id.
     if not is_safe_name(name) or len(name) > 80:
@@ -264,7 +282,7 @@ def load_sweep(name: str) -> Sweep:
     run_cap = raw.get("run_cap")
     if run_cap is not None and (isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1):
         raise SweepError(f"{path}: run_cap must be a positive integer, got {run_cap!r}")
-    return Sweep(name, method, metric["name"], metric.get("goal", "maximize"), params, run_cap, raw, path)
+    return Sweep(name, method, metric["name"], metric.get("goal", "maximize"), params, run_cap, raw, path, config)
 
 
 def wandb_unsafe_values(sweep: Sweep) -> list[str]:

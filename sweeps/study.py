@@ -1,53 +1,138 @@
-"""`adadim study`: the reproduction study, a local sweep followed by every analysis study.
+"""`adadim study`: the reproduction study, local sweeps followed by every analysis study.
+
+A study is four sweep files (`STUDIES`: digits, and the same on CIFAR-10), each a plain W&B sweep that can also
+run online: the six methods × 5 seeds, a fixed-α ladder, AdaDim's MI term, and AdaDim with
+gradient balancing. Their runs are analysed together, grouped by arm (the method and its
+variant): runs of one arm differ only by seed, so the arm is the unit the statistics count.
 
 It sits in the top layer because it drives both the sweeps (which start trainer processes)
-and the analysis of their runs.
+and the analysis of their runs, and scores raw pixels with the training package's protocol.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 import sys
+import time
 from pathlib import Path
+
+PARTS = ("", "-alpha", "-mi", "-balance")
+STUDIES = {name: tuple(f"study-{name}{part}" for part in PARTS) for name in ("digits", "cifar10")}
+STUDY_DIGITS = STUDIES["digits"]
+# The figures the README shows, from the analysis of all arms (or, for the first two, of the
+# first sweep's six methods: one line per method stays readable).
+METHOD_FIGURES = ("trajectories", "information_plane")
+ALL_FIGURES = ("ratio_accuracy", "coupling", "optimum")
 
 
 def add_parser(commands, name: str = "study", help_text: str = "") -> None:
     study = commands.add_parser(name, help=help_text, description=help_text)
-    study.add_argument("--file", default="study-digits", help="the sweep to run (default: sweeps/study-digits.yaml)")
+    study.add_argument(
+        "--study",
+        choices=sorted(STUDIES),
+        default="digits",
+        help="the study whose four sweeps run: sweeps/study-digits*.yaml or sweeps/study-cifar10*.yaml",
+    )
+    study.add_argument("--file", action="append", help="run these sweeps instead of --study's (repeat for several)")
     study.add_argument("--root", default="runs/sweeps")
     study.add_argument("--out", default="study")
+    study.add_argument("--results", help="also write the README's tables and figures here (default: <out>/results)")
+    study.add_argument(
+        "--readme",
+        help="replace the <!-- results/<file> --> blocks of this Markdown file with the new tables",
+    )
     study.add_argument("--parallel", type=int, default=1)
     study.add_argument("--resamples", type=int, default=2000)
     study.add_argument("overrides", nargs="*", help="key=value added to every trial")
 
 
+def _raw_pixels(config: str | None, overrides: list[str]) -> dict | None:
+    """The evaluation protocol on the images themselves, for the accuracy table's first row."""
+    from adadim.training.config import ConfigError, load_config
+    from adadim.training.offline_eval import evaluate
+
+    try:
+        return evaluate(load_config(config or "digits", overrides), None)
+    except (ConfigError, FileNotFoundError) as error:  # a dataset that is not on disk
+        print(f"adadim study: raw-pixel row left out: {error}", file=sys.stderr)
+        return None
+
+
+def update_readme(readme: Path, tables: list[Path]) -> list[str]:
+    """Each ``<!-- results/NAME -->`` ... ``<!-- /results/NAME -->`` block of ``readme`` becomes
+    the content of the table file NAME; returns the names replaced. Other text is untouched."""
+    text = readme.read_text()
+    replaced = []
+    for table in tables:
+        pattern = re.compile(
+            rf"(<!-- results/{re.escape(table.name)} -->\n).*?(<!-- /results/{re.escape(table.name)} -->)", re.S
+        )
+        body = table.read_text()
+        text, count = pattern.subn(lambda m, b=body: m[1] + b + m[2], text)
+        if count:
+            replaced.append(table.name)
+    readme.write_text(text)
+    return replaced
+
+
+def _copy_figures(figures: Path, folder: Path, names) -> None:
+    for name in names:
+        if (figures / f"{name}.png").is_file():
+            shutil.copyfile(figures / f"{name}.png", folder / f"{name}.png")
+
+
 def run(args) -> int:
-    """Run sweeps/study-digits.yaml (or --file) locally, then every analysis study, then the
-    table of final accuracies per method (mean and std over seeds)."""
-    from adadim.analysis.report import AnalysisOptions, analyze, write_table
-    from adadim.analysis.studies import accuracy_table
+    """Run the study's sweeps locally (a rerun skips finished trials), then every analysis study
+    over all their runs, then the results folder: accuracy, claims and gradient-share tables,
+    and the figures."""
+    from adadim.analysis.report import AnalysisOptions, analyze, run_studies
+    from adadim.analysis.study_results import write_results
 
     from .local import LocalSweep
     from .spec import SweepError, load_sweep
 
+    started = time.perf_counter()
+    files = args.file or list(STUDIES[args.study])
+    sources, code, config = [], 0, None
     try:
-        sweep = load_sweep(args.file)
-        runner = LocalSweep(sweep, Path(args.root), max(1, args.parallel), None, 0, list(args.overrides))
-        code = runner.run()
+        sweeps = [load_sweep(f) for f in files]  # every file checked before anything runs
+        for sweep in sweeps:
+            runner = LocalSweep(sweep, Path(args.root), max(1, args.parallel), None, 0, list(args.overrides))
+            code = max(code, runner.run())
+            print(runner.report())
+            sources.append(Path(args.root) / sweep.name)
+            config = config or sweep.config
+            if code == 130:
+                return code
     except (SweepError, OSError) as error:  # a refused sweep file, an unwritable --root
         print(f"adadim study: {error}", file=sys.stderr)
         return 2
-    print(runner.report())
-    if code == 130:
-        return code
-    source = Path(args.root) / runner.sweep.name
+    out = Path(args.out)
+    options = AnalysisOptions(by="arm", n_resamples=args.resamples, progress=False)
     try:
-        result = analyze(source, args.out, AnalysisOptions(by="method", n_resamples=args.resamples, progress=False))
+        result = analyze(sources, out, options)
+        methods = result.runset.select(
+            result.runset.runs.index[result.runset.runs["group"].astype(str) == sweeps[0].name]
+        )
+        method_result = None
+        if len(methods):
+            method_options = AnalysisOptions(by="method", studies=METHOD_FIGURES, progress=False)
+            method_result = run_studies(methods, out / sweeps[0].name, method_options)
     except (ValueError, OSError) as error:  # no usable runs, an unwritable --out
         print(f"adadim study: analysis: {error}", file=sys.stderr)
         return 2
-    keys = ["final/linear_top1", "final/lowlabel_top1", "final/knn_top1", "final/knn_weighted_top1"]
-    keys += [f"final/random_init_{k[6:]}" for k in keys]
-    table = accuracy_table(result.runset, [k for k in keys if k in result.runset.runs], by="method")
-    write_table(table.reset_index(), Path(args.out) / "tables", "results")
-    print(f"study: {len(result.runset)} runs analysed -> {args.out}/report.html, {args.out}/tables/results.md")
+    results = Path(args.results) if args.results else out / "results"
+    raw = _raw_pixels(config, [o for o in args.overrides if o.startswith(("data.", "eval."))])
+    written = write_results(results, result.runset, result.tables.get("claims"), raw)
+    _copy_figures(out / "figures", results, ALL_FIGURES)
+    if method_result is not None:
+        _copy_figures(out / sweeps[0].name / "figures", results, METHOD_FIGURES)
+    if args.readme:
+        replaced = update_readme(Path(args.readme), [p for p in written if p.suffix == ".md"])
+        print(f"study: {args.readme}: replaced the blocks of {', '.join(replaced) or 'no table'}")
+    print(
+        f"study: {len(result.runset)} runs analysed in {time.perf_counter() - started:.0f} s -> "
+        f"{out}/report.html; README tables: {', '.join(str(p) for p in written)}"
+    )
     return code

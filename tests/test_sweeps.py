@@ -1,7 +1,9 @@
 import json
+import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -14,7 +16,18 @@ from adadim.sweeps.spec import SweepError, format_value, grid_trials, load_sweep
 from adadim.training.config import load_config
 from trainer_helpers import REPO, env, history, history_rows, tiny_overrides, wait_for
 
-BUNDLED = ["baselines", "schedules", "adadim", "study-digits"]
+BUNDLED = [
+    "baselines",
+    "schedules",
+    "adadim",
+    "recipe-digits",
+    "study-digits",
+    "study-digits-alpha",
+    "study-digits-mi",
+    "study-digits-balance",
+    "study-cifar10",
+    "study-digits-length",
+]
 # Trials run as ordinary runs: W&B stays in its default offline mode.
 TINY = [
     o
@@ -49,13 +62,42 @@ def test_bundled_sweeps_validate_against_the_trainer_config(name):
         assert len(random_trials(sweep, 5, 0)) == 5
 
 
-def test_study_covers_three_seeds_of_six_methods_and_schedules_skip_unused_alpha():
-    trials = grid_trials(load_sweep("study-digits"))
-    methods = {t["method"] for t in trials}
-    assert methods == {"vicreg", "simclr", "fixed", "linear", "cosine", "adadim"} and len(trials) == 18
+def test_the_digits_study_covers_every_arm_the_study_asks_for():
+    from adadim.sweeps.study import STUDY_DIGITS
+
+    trials = {name: grid_trials(load_sweep(name)) for name in STUDY_DIGITS}
+    methods = trials["study-digits"]
+    assert {t["method"] for t in methods} == {"vicreg", "simclr", "fixed", "linear", "cosine", "adadim"}
+    assert {t["run.seed"] for t in methods} == set(range(5)) and len(methods) == 30
+    ladder = trials["study-digits-alpha"]
+    # alpha = 0, 0.5, 1 are part 1's VICReg, fixed and SimCLR runs: not run twice.
+    assert sorted({t["adadim.alpha"] for t in ladder}) == [0.1, 0.25, 0.75, 0.9] and len(ladder) == 12
+    mi = trials["study-digits-mi"]
+    assert {(t["adadim.gamma"], t["adadim.mi_sign"]) for t in mi} == {
+        (g, s) for g in (0.05, 0.2) for s in ("maximize", "minimize")
+    }
+    assert len(mi) == 12 and all(t["method"] == "adadim" for t in mi)
+    assert [t["adadim.balance"] for t in trials["study-digits-balance"]] == ["grad"] * 3
     schedules = grid_trials(load_sweep("schedules"))
     assert len(schedules) == 3 * 3 + 2 * 3  # fixed x alpha x seed, then linear/cosine x seed
     assert all("adadim.alpha" not in t for t in schedules if t["method"] != "fixed")
+
+
+def test_a_sweep_command_may_name_the_trainer_config(tmp_path):
+    sweep = load_sweep("study-cifar10")
+    assert sweep.config == "cifar10-resnet18"
+    runner = LocalSweep(sweep, tmp_path)
+    command = runner._command(runner_trial(sweep))
+    assert command[3:6] == ["train", "--config", "cifar10-resnet18"]
+    bad = _sweep_file(tmp_path, {"method": {"value": "vicreg"}}, command=["adadim", "train", "--config", "nope", ARGS])
+    with pytest.raises(SweepError, match="--config nope: config file 'nope' not found"):
+        load_sweep(str(bad))
+
+
+def runner_trial(sweep):
+    from adadim.sweeps.local import Trial
+
+    return Trial("t-000", grid_trials(sweep)[0])
 
 
 @pytest.mark.parametrize(
@@ -345,3 +387,58 @@ def test_probabilities_weight_a_random_search_and_are_refused_elsewhere(tmp_path
         )
     with pytest.raises(SweepError, match="weight a random search only"):
         load_sweep(_sweep_file(tmp_path, weights, method="grid", name="weighted-grid"))
+
+
+CIFAR_TEST = Path(os.environ.get("ADADIM_CIFAR10_JPEG", REPO.parent / "shared/data/cifar10-jpeg")) / "test.tar.gz"
+
+
+@pytest.mark.skipif(not CIFAR_TEST.is_file(), reason=f"no CIFAR-10 JPEG archive at {CIFAR_TEST}")
+def test_the_cifar10_study_smoke_on_a_jpeg_subset(tmp_path):
+    """study-cifar10.yaml as shipped (its command picks the cifar10-resnet18 config), cut to two
+    methods and one seed, on 20 JPEGs per class: the config, the ResNet-18, the image-folder
+    path and the study's analysis and results all run."""
+    root = tmp_path / "cifar10-jpeg"
+    counts: dict = {}
+    with tarfile.open(CIFAR_TEST) as archive:
+        for member in archive:
+            parts = Path(member.name).parts
+            if not member.isfile() or len(parts) != 3:
+                continue
+            n = counts[parts[1]] = counts.get(parts[1], 0) + 1
+            if n <= 20:
+                target = root / ("train" if n <= 12 else "val") / parts[1] / parts[2]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.extractfile(member).read())
+    spec = yaml.safe_load((REPO / "sweeps" / "study-cifar10.yaml").read_text())
+    spec["name"] = "cifar-smoke"
+    spec["parameters"]["method"] = {"values": ["vicreg", "adadim"]}
+    spec["parameters"]["run.seed"] = {"value": 0}
+    path = tmp_path / "cifar-smoke.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    small = [
+        "data.name=imagefolder",
+        f"data.root={root}",
+        "data.batch_size=32",
+        "data.num_workers=0",
+        "model.projector=[64,32]",
+        "optim.epochs=1",
+        "optim.warmup_epochs=0",
+        "dynamics.every=1",
+        "dynamics.probe_size=32",
+        "adadim.every=1",
+        "eval.every_epochs=0",
+        "eval.final_probe_epochs=2",
+        "eval.lowlabel_k=[1]",
+        "eval.lowlabel_epochs=5",
+        "eval.lowlabel_draws=1",
+        "eval.random_init_baseline=false",
+        "run.log_every=1",
+    ]
+    out = tmp_path / "study"
+    argv = ["study", "--file", str(path), "--root", str(tmp_path / "runs"), "--out", str(out), "--resamples", "50"]
+    assert main([*argv, *small]) == 0
+    for trial in ("cifar-smoke-000", "cifar-smoke-001"):
+        config = yaml.safe_load((tmp_path / "runs" / "cifar-smoke" / trial / "config.yaml").read_text())
+        assert config["model"]["backbone"] == "resnet18" and config["optim"]["name"] == "lars"
+    accuracy = (out / "results" / "accuracy.md").read_text()
+    assert "| vicreg | 1 |" in accuracy and "| adadim | 1 |" in accuracy and "| raw pixels |" in accuracy

@@ -306,11 +306,15 @@ def _merge(*parts: DictConfig) -> DictConfig:
     return cfg
 
 
-def load_config(config: str | None = None, overrides: list[str] | None = None) -> DictConfig:
-    """Schema defaults <- YAML file <- dotlist overrides, validated."""
+def load_config(
+    config: str | None = None, overrides: list[str] | None = None, check_files: bool = True
+) -> DictConfig:
+    """Schema defaults <- YAML file <- dotlist overrides, validated. ``check_files=False``
+    skips the check that the dataset's folder exists (a sweep file is checked before the
+    machine that will hold the data runs it)."""
     parts = [read_config_file(_resolve_path(config))] if config is not None else []
     cfg = _merge(*parts, parse_overrides(list(overrides or [])))
-    validate(cfg)
+    validate(cfg, check_files)
     return cfg
 
 
@@ -404,8 +408,9 @@ def _validate_augment(d: DictConfig) -> None:
         )
 
 
-def validate(cfg: DictConfig) -> None:
-    """Refuse values no run can use, before any work starts."""
+def validate(cfg: DictConfig, check_files: bool = True) -> None:
+    """Refuse values no run can use, before any work starts (``check_files``: also that the
+    dataset's folder exists)."""
     _require_finite(cfg)
     _require(cfg.method in METHODS, f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
     data = cfg.data
@@ -415,7 +420,7 @@ def validate(cfg: DictConfig) -> None:
             data.root is not None, f"data.root is required for dataset {data.name!r} (the folder holding its files)"
         )
         _require(
-            data.download or Path(data.root).is_dir(),
+            not check_files or data.download or Path(data.root).is_dir(),
             f"data.root {data.root!r} does not exist (data.download=true fetches {data.name})",
         )
     _require(data.batch_size >= 2, f"data.batch_size must be >= 2, got {data.batch_size}")

@@ -1,0 +1,158 @@
+"""The study's results as the README prints them: Markdown tables written by `adadim study`
+into a results folder, so the README's numbers are copies of files, never typed by hand.
+
+- ``accuracy.md``: per arm (method and variant), mean ± std over seeds of the final scores, with
+  the raw-pixel row (given, computed by the caller) and the random-init row (one value per seed:
+  the random backbone depends only on the seed).
+- ``claims.md``: the claims table (`adadim.analysis.claims`), formatted.
+- ``gradient_shares.md``: per arm with a varying mix, α and NT-Xent's share of the update to Z,
+  averaged over each run's measurements, then mean ± std over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .runset import RunSet
+
+SCORES = (
+    ("linear_top1", "full linear probe"),
+    ("lowlabel_top1", "low-label probe"),
+    ("knn_top1", "kNN"),
+    ("knn_weighted_top1", "weighted kNN"),
+)
+# The order arms are printed in: the six methods, then their variants.
+METHOD_ORDER = ("vicreg", "simclr", "fixed", "linear", "cosine", "adadim", "steer")
+ALPHA = "adadim/alpha"
+NT_XENT_SHARE = "adadim/grad_share_nt_xent"
+DIMENSION_SHARE = "adadim/grad_share_dimension"
+
+
+def _pm(values: pd.Series) -> str:
+    values = pd.to_numeric(values, errors="coerce").dropna() * 100
+    if values.empty:
+        return "–"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.2f}"
+    return f"{values.mean():.2f} ± {values.std():.2f}"
+
+
+def arm_order(arms) -> list[str]:
+    """Arms sorted: by method in `METHOD_ORDER`, the plain method first, then its variants."""
+
+    def key(arm: str):
+        method, _, variant = arm.partition(" ")
+        rank = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+        plain = variant == "" or (method == "fixed" and variant == "α=0.5")
+        return (rank, not plain, variant)
+
+    return sorted(set(arms), key=key)
+
+
+def accuracy_markdown(rs: RunSet, raw: dict | None = None, by: str = "arm") -> str:
+    """Mean ± std (%) of ``final/<score>`` per arm, plus raw pixels and the random-init CNN."""
+    runs = rs.runs
+    header = ["representation", "runs", *[name for _, name in SCORES]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    if raw is not None:
+        lines.append("| raw pixels | – | " + " | ".join(_pm(pd.Series([raw.get(k)])) for k, _ in SCORES) + " |")
+    random_keys = [k for k in (f"final/random_init_{k}" for k, _ in SCORES) if k in runs]
+    if random_keys and "run.seed" in runs:
+        per_seed = runs.groupby("run.seed")[random_keys].first()  # the same backbone for every run of a seed
+        cells = " | ".join(
+            _pm(per_seed[f"final/random_init_{k}"]) if f"final/random_init_{k}" in per_seed else "–" for k, _ in SCORES
+        )
+        lines.append(f"| random-init CNN ({len(per_seed)} seeds) | – | {cells} |")
+    for arm in arm_order(runs[by].astype(str)):
+        rows = runs[runs[by].astype(str) == arm]
+        cells = " | ".join(_pm(rows[f"final/{k}"]) if f"final/{k}" in rows else "–" for k, _ in SCORES)
+        lines.append(f"| {arm} | {len(rows)} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def _g(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    value = float(value)
+    if not math.isfinite(value):
+        return "–"
+    return f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
+
+
+def claims_markdown(table: pd.DataFrame) -> str:
+    """The claims table with its CI in one cell; the test and note columns as written."""
+    header = ["claim", "estimate [95% CI]", "p", "p (Holm)", "supported", "n", "test", "note"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        estimate = f"{_g(row['estimate'])} [{_g(row['ci_low'])}, {_g(row['ci_high'])}]"
+        cells = [
+            f"`{row['claim']}`",
+            estimate,
+            _g(row["p_value"]),
+            _g(row["p_holm"]),
+            _g(bool(row["supported"])),
+            _g(int(row["n"])),
+            str(row["test"]).replace("|", "/"),
+            str(row["note"]).replace("|", "/"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def gradient_shares(rs: RunSet, by: str = "arm") -> pd.DataFrame:
+    """Per run, over the steps that measured the gradients: mean α, mean NT-Xent and VICReg
+    (L_dim) shares of the summed gradient norms w.r.t. Z, and the mean ratio of the two."""
+    history = rs.history
+    missing = [k for k in (ALPHA, NT_XENT_SHARE, DIMENSION_SHARE) if k not in history]
+    if missing:
+        raise KeyError(f"the history has no {', '.join(map(repr, missing))}")
+    rows = history.dropna(subset=[NT_XENT_SHARE, DIMENSION_SHARE])
+    rows = rows.assign(ratio=rows[DIMENSION_SHARE] / rows[NT_XENT_SHARE].where(rows[NT_XENT_SHARE] > 0))
+    per_run = rows.groupby("run_id")[[ALPHA, NT_XENT_SHARE, DIMENSION_SHARE, "ratio"]].mean()
+    per_run[by] = rs.runs.loc[per_run.index, by].astype(str)
+    return per_run
+
+
+def gradient_shares_markdown(rs: RunSet, by: str = "arm") -> str:
+    """Arms whose α is neither 0 nor 1 throughout: what α says against what NT-Xent gets."""
+    per_run = gradient_shares(rs, by)
+    lines = [
+        "| arm | runs | α (mean over training) | NT-Xent share of ‖∇_Z‖ | VICReg ÷ NT-Xent gradient |",
+        "|---|---|---|---|---|",
+    ]
+    for arm in arm_order(per_run[by]):
+        rows = per_run[per_run[by] == arm]
+        if rows[ALPHA].between(1e-9, 1 - 1e-9).sum() == 0:  # pure VICReg or SimCLR: nothing to share
+            continue
+        share = rows[NT_XENT_SHARE]
+        lines.append(
+            f"| {arm} | {len(rows)} | {rows[ALPHA].mean():.3f} ± {rows[ALPHA].std():.3f} | "
+            f"{share.mean():.3f} ± {share.std():.3f} | {rows['ratio'].mean():.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_results(
+    folder: Path, rs: RunSet, claims_table: pd.DataFrame | None, raw: dict | None, by: str = "arm"
+) -> list[Path]:
+    """accuracy.md, claims.md and gradient_shares.md (each only when its data exist)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "accuracy.md"]
+    written[0].write_text(accuracy_markdown(rs, raw, by))
+    if claims_table is not None:
+        written.append(folder / "claims.md")
+        written[-1].write_text(claims_markdown(claims_table))
+    try:
+        text = gradient_shares_markdown(rs, by)
+    except KeyError:
+        text = None
+    if text is not None:
+        written.append(folder / "gradient_shares.md")
+        written[-1].write_text(text)
+    return written

@@ -1,0 +1,149 @@
+"""The study's results folder (README tables are copies of these files), arm labels, and a
+study root of several sweep folders read as one set of runs."""
+
+import json
+
+import pandas as pd
+import pytest
+from adadim.analysis import load_runs
+from adadim.analysis.loading import arm_label
+from adadim.analysis.runset import combine
+from adadim.analysis.study_results import accuracy_markdown, arm_order, claims_markdown, gradient_shares_markdown
+from analysis_helpers import constant, planted_rows, write_run
+
+
+@pytest.mark.parametrize(
+    "config,label",
+    [
+        ({"method": "vicreg", "adadim.gamma": 0.2}, "vicreg"),  # beta = gamma * 0: no MI term to name
+        ({"method": "fixed", "adadim.alpha": 0.25}, "fixed α=0.25"),
+        ({"method": "adadim", "adadim.gamma": 0.0, "adadim.balance": "none"}, "adadim"),
+        ({"method": "adadim", "adadim.gamma": 0.05, "adadim.mi_sign": "minimize"}, "adadim γ=0.05 minimize"),
+        ({"method": "adadim", "adadim.balance": "grad"}, "adadim balance=grad"),
+        ({"method": "cosine", "adadim.alpha": 0.5}, "cosine"),
+    ],
+)
+def test_arm_labels_name_the_method_and_its_variant_never_the_seed(config, label):
+    assert arm_label({**config, "run.seed": 3}) == label
+
+
+def test_arms_print_methods_first_then_their_variants():
+    arms = ["adadim γ=0.2 maximize", "fixed α=0.9", "simclr", "adadim", "fixed α=0.5", "fixed α=0.1", "vicreg"]
+    assert arm_order(arms) == [
+        "vicreg",
+        "simclr",
+        "fixed α=0.5",
+        "fixed α=0.1",
+        "fixed α=0.9",
+        "adadim",
+        "adadim γ=0.2 maximize",
+    ]
+
+
+def _study_root(tmp_path):
+    """Two sweep folders under one root, as `adadim study` lays them out."""
+    root = tmp_path / "runs"
+    specs = {
+        "part-a": [("vicreg", None, 0, 0.90), ("vicreg", None, 1, 0.92), ("simclr", None, 0, 0.80)],
+        "part-b": [("fixed", 0.25, 0, 0.85), ("fixed", 0.25, 1, 0.87)],
+    }
+    for sweep, runs in specs.items():
+        (root / sweep).mkdir(parents=True)
+        (root / sweep / "sweep.json").write_text(json.dumps({"trials": []}))
+        for k, (method, alpha, seed, acc) in enumerate(runs):
+            config = {"method": method, "run": {"seed": seed}, "wandb": {"group": sweep}}
+            if alpha is not None:
+                config["adadim"] = {"alpha": alpha}
+            summary = {
+                "final/lowlabel_top1": acc,
+                "final/linear_top1": 0.99,
+                "final/random_init_lowlabel_top1": 0.5 + 0.1 * seed,
+            }
+            write_run(root / sweep, f"{sweep}-{k:03d}", planted_rows(20, constant(1.0), constant(0.5)), summary, config)
+    return root
+
+
+def test_a_study_root_loads_every_sweep_folder_and_parts_combine(tmp_path):
+    root = _study_root(tmp_path)
+    whole = load_runs(root, progress=False, cache_dir=None)
+    assert len(whole) == 5 and set(whole.runs["group"]) == {"part-a", "part-b"}
+    parts = combine([load_runs(root / p, progress=False, cache_dir=None) for p in ("part-a", "part-b")])
+    assert sorted(parts.runs.index) == sorted(whole.runs.index)
+    assert len(parts.history) == len(whole.history)
+    with pytest.raises(ValueError, match="more than one source: part-a-000"):
+        combine([load_runs(root / "part-a", progress=False, cache_dir=None)] * 2)
+
+
+def test_accuracy_table_rows_are_arm_means_with_raw_and_random_init_rows(tmp_path):
+    rs = load_runs(_study_root(tmp_path), progress=False, cache_dir=None)
+    text = accuracy_markdown(rs, raw={"lowlabel_top1": 0.8676, "linear_top1": 0.9578})
+    lines = text.splitlines()
+    assert lines[2].startswith("| raw pixels | – | 95.78 | 86.76 | – | – |")
+    # one random backbone per seed (0.5 and 0.6), whatever the number of runs of that seed
+    assert lines[3].startswith("| random-init CNN (2 seeds) | – | – | 55.00 ± 7.07 |")
+    assert lines[4].startswith("| vicreg | 2 | 99.00 ± 0.00 | 91.00 ± 1.41 |")
+    assert lines[5].startswith("| simclr | 1 | 99.00 | 80.00 |")
+    assert lines[6].startswith("| fixed α=0.25 | 2 | 99.00 ± 0.00 | 86.00 ± 1.41 |")
+
+
+def test_claims_markdown_keeps_every_claim_with_its_interval_and_verdict():
+    table = pd.DataFrame(
+        [
+            {
+                "claim": "ratio_accuracy",
+                "test": "t",
+                "estimate": -0.5,
+                "ci_low": -0.9,
+                "ci_high": 0.1,
+                "p_value": 0.04,
+                "p_holm": 0.16,
+                "supported": False,
+                "n": 15,
+                "note": "a | b",
+            },
+            {
+                "claim": "coupling_early_late",
+                "test": "t",
+                "estimate": 0.3,
+                "ci_low": 0.1,
+                "ci_high": 0.5,
+                "p_value": 1e-5,
+                "p_holm": 4e-5,
+                "supported": True,
+                "n": 57,
+                "note": "",
+            },
+        ]
+    )
+    lines = claims_markdown(table).splitlines()
+    assert lines[2].startswith("| `ratio_accuracy` | -0.5 [-0.9, 0.1] | 0.04 | 0.16 | no | 15 |")
+    assert lines[3].startswith("| `coupling_early_late` | 0.3 [0.1, 0.5] | 1.0e-05 | 4.0e-05 | yes | 57 |")
+    assert lines[2].endswith("| a / b |")  # a pipe in a note cannot break the table
+
+
+def test_gradient_shares_are_per_run_means_then_arm_means(tmp_path):
+    def shares(s, t):  # NT-Xent gets 0.1 of the gradient, L_dim 0.9, on measured steps only
+        return {"adadim/grad_share_nt_xent": 0.1, "adadim/grad_share_dimension": 0.9} if s % 5 == 0 else {}
+
+    for k in range(2):
+        config = {"method": "adadim", "run": {"seed": k}}
+        write_run(tmp_path, f"a{k}", planted_rows(20, constant(1.0), constant(0.5), extra=shares), {}, config)
+    config = {"method": "vicreg", "run": {"seed": 0}}
+    rows = [{**r, "adadim/alpha": 0.0} for r in planted_rows(20, constant(1.0), constant(0.5), extra=shares)]
+    write_run(tmp_path, "v0", rows, {}, config)
+    text = gradient_shares_markdown(load_runs(tmp_path, progress=False, cache_dir=None))
+    lines = text.splitlines()
+    assert len(lines) == 3  # VICReg (alpha 0 throughout) has nothing to share
+    assert lines[2] == "| adadim | 2 | 0.500 ± 0.000 | 0.100 ± 0.000 | 9.0 |"
+
+
+def test_update_readme_replaces_only_the_marked_blocks(tmp_path):
+    from adadim.sweeps.study import update_readme
+
+    table = tmp_path / "accuracy.md"
+    table.write_text("| new |\n")
+    (tmp_path / "claims.md").write_text("| claims |\n")  # no block for it: nothing changes
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results/accuracy.md -->\n| old |\n| rows |\n<!-- /results/accuracy.md -->\nrest\n")
+    assert update_readme(readme, [table, tmp_path / "claims.md"]) == ["accuracy.md"]
+    assert readme.read_text() == "intro\n<!-- results/accuracy.md -->\n| new |\n<!-- /results/accuracy.md -->\nrest\n"
