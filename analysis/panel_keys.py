@@ -21,6 +21,9 @@ from adadim.dynamics import keys
 # I(R;Z) itself (as in the analysis figures).
 PLANE_X, RATIO = "dynamics/H_R", "dynamics/ratio_H_I"
 PLANE_YS = ("dynamics/I_RZ_excess", "dynamics/I_RZ")
+# A key also drawn over the panel of the metric it is a target for (method=steer's setpoint
+# over the ratio it steers); the figures and the W&B workspace read this.
+OVERLAYS = {"steer/setpoint": RATIO}
 # What the offline page shows first (the quantities the paper's argument is about); every key
 # here must be registered (tests/test_dashboard.py), and the user can add any other.
 FIRST_VIEW = (
@@ -55,7 +58,7 @@ def _curves(prefixes: tuple[str, ...]) -> tuple[str, ...]:
 
 def sections() -> list[Section]:
     """The dashboard's sections, from the registry as it is now."""
-    for key in (PLANE_X, RATIO):
+    for key in (PLANE_X, RATIO, *OVERLAYS, *OVERLAYS.values()):
         keys.metric(key)
     plane_ys()
     final = tuple(k for k in keys.in_section("final") if not keys.REGISTRY[k].x)
@@ -66,6 +69,7 @@ def sections() -> list[Section]:
             _curves(("adadim", "train")),
             _patterns(("adadim", "train")),
         ),
+        Section("Steering (method=steer)", _curves(("steer",)), _patterns(("steer",))),
         Section("Evaluation during training", _curves(("eval",)), _patterns(("eval",))),
         # final/* patterns (per-k low-label scores, the draws digest) depend on the config and
         # are not all numbers: the bars show the registered scores only.

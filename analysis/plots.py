@@ -14,6 +14,8 @@ import pandas as pd
 import seaborn as sns
 from adadim.dynamics.keys import label as registry_label
 
+from .panel_keys import OVERLAYS
+
 
 def label(key: str, normalized: bool = False) -> str:
     return registry_label(key, normalized)
@@ -42,17 +44,33 @@ def plot_trajectories(
     normalized: bool = False,
     name: str = "trajectories",
 ) -> pd.DataFrame:
-    metrics = list(dict.fromkeys(traj["metric"]))
+    """One panel per metric, a mean line and 95% band per group. A key of ``OVERLAYS`` whose
+    host metric is drawn too (``steer/setpoint`` over ``dynamics/ratio_H_I``) goes on the host's
+    panel as a dashed line in its group's colour, not on a panel of its own."""
+    present = list(dict.fromkeys(traj["metric"]))
+    overlaid = {k: host for k, host in OVERLAYS.items() if k in present and host in present}
+    metrics = [m for m in present if m not in overlaid]
     cols = min(3, len(metrics))
     rows = int(np.ceil(len(metrics) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.1 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics, strict=False):
         part = traj[traj["metric"] == metric]
+        colours = {}
         for group, g in part.groupby(by):
             g = g.sort_values("x")
-            ax.plot(g["x"], g["mean"], label=str(group))
+            (line,) = ax.plot(g["x"], g["mean"], label=str(group))
+            colours[group] = line.get_color()
             if g["ci_low"].notna().any():
                 ax.fill_between(g["x"], g["ci_low"], g["ci_high"], alpha=0.25, linewidth=0)
+        for key in (k for k, host in overlaid.items() if host == metric):
+            for group, g in traj[traj["metric"] == key].groupby(by):
+                g = g.sort_values("x")
+                ax.plot(g["x"], g["mean"], linestyle="--", linewidth=1, color=colours.get(group, "0.3"))
+            ax.legend(
+                handles=[plt.Line2D([], [], linestyle="--", linewidth=1, color="0.3", label=label(key))],
+                frameon=False,
+                fontsize="small",
+            )
         ax.set_ylabel(label(metric, normalized))
         ax.set_xlabel(label(x_label))
         if log_x:

@@ -51,6 +51,7 @@ TRAJECTORY_METRICS = (
     "dynamics/I_RZ_perm",
     I_EXCESS,
     RATIO,
+    "steer/setpoint",  # method=steer runs only; the figure draws it over the ratio
     "dynamics/ratio_H_I_raw",
     "dynamics/erank_R",
     "dynamics/erank_Z",

@@ -1,7 +1,9 @@
 """A saved W&B workspace view for adadim runs, built by code with ``wandb-workspaces``.
 
 Sections, in order: representation dynamics, loss terms / weights / gradient shares (against
-``trainer/step``), evaluation during training (against ``trainer/epoch``), final scores (bars
+``trainer/step``), steering (method=steer's setpoint drawn over the ratio it steers, and the
+controller's error, integral and direction), evaluation during training (against
+``trainer/epoch``), final scores (bars
 by group), and the information plane with the ratio against accuracy (scatter panels). Lines
 are grouped (``--group-by``) with a mean line and a band. Every key comes from the metric
 registry through `panel_keys`, so a renamed key cannot leave a dead panel.
@@ -68,7 +70,8 @@ def build_workspace(
 
     def line(key: str, **extra):
         x = panel_keys.x_axis(key)
-        return wr.LinePlot(title=keys.label(key), x=x, y=[key], title_x=keys.label(x), **grouped, **extra)
+        settings = {"title": keys.label(key), "y": [key], "title_x": keys.label(x), **grouped, **extra}
+        return wr.LinePlot(x=x, **settings)
 
     sections = []
     for section in panel_keys.sections():
@@ -78,7 +81,12 @@ def build_workspace(
                 for k in section.keys
             ]
         else:
-            panels = [line(k, title_y=keys.label(k)) for k in section.keys]
+            panels = [
+                line(host, title=f"{keys.label(host)} and its {over.rsplit('/', 1)[-1]}", y=[host, over])
+                for over, host in panel_keys.OVERLAYS.items()
+                if over in section.keys
+            ]
+            panels += [line(k, title_y=keys.label(k)) for k in section.keys]
             panels += [
                 wr.LinePlot(
                     title=p,

@@ -3,8 +3,9 @@
 One home for the names. The monitor, the trainer, the run logger, the analysis, the
 dashboards and the tests read it, so a renamed key fails loudly instead of vanishing from a
 figure. A key belongs to one section (its prefix): ``dynamics/`` (the monitor), ``train/``
-(loss terms), ``adadim/`` (loss weights), ``eval/`` (per-epoch scores), ``final/`` (the
-evaluation protocol, in the summary) and ``trainer/`` (bookkeeping).
+(loss terms), ``adadim/`` (loss weights), ``steer/`` (method=steer's controller), ``eval/``
+(per-epoch scores), ``final/`` (the evaluation protocol, in the summary) and ``trainer/``
+(bookkeeping).
 
 It lives in the lowest layer, beside the monitor, because it is plain data that every
 package may read.
@@ -90,6 +91,23 @@ _ALL: tuple[Metric, ...] = (
     _m("adadim/alpha", "α", "weight of NT-Xent; 1 - α weights the dimension-contrastive loss"),
     _m("adadim/beta", "β", "weight of the MI term, β = γ·α"),
     _m("adadim/erank_z_norm", "normalized erank(Z)", "AdaDim's raw α before EMA and clipping"),
+    # -- method=steer: the α controller, at each control step (a dynamics measurement) ---------
+    _m("steer/setpoint", "setpoint of H(R) / I_excess(R;Z)", "the value dynamics/ratio_H_I is steered to at this step"),
+    _m(
+        "steer/error",
+        "relative error",
+        "(setpoint - dynamics/ratio_H_I) / setpoint; NaN when the ratio is NaN (α held)",
+    ),
+    _m(
+        "steer/integral",
+        "integral of the error",
+        "the controller's summed relative error (anti-windup: frozen at a limit)",
+    ),
+    _m(
+        "steer/direction",
+        "steering direction",
+        "+1: a larger α raises the ratio, -1: lowers it; 0 while steer.direction=auto is identifying",
+    ),
     # -- gradient shares: each weighted term's gradient w.r.t. Z ------------------------------
     *(
         _m(f"adadim/grad_{kind}_{term}", f"{what} of {name}", f"{text} {name} w.r.t. Z, on the step's batch")
@@ -145,7 +163,7 @@ REGISTRY: dict[str, Metric] = {m.key: m for m in (*_ALL, *_FINAL)}
 # Families of keys whose suffix depends on configuration (k of the low-label probe).
 PATTERNS: tuple[str, ...] = ("final/lowlabel_top1_k*", "final/*lowlabel_top1_k*", "final/lowlabel_draws")
 
-SECTIONS = ("dynamics", "train", "adadim", "eval", "final", "trainer")
+SECTIONS = ("dynamics", "train", "adadim", "steer", "eval", "final", "trainer")
 
 
 def is_registered(key: str) -> bool:

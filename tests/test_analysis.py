@@ -123,6 +123,29 @@ def test_trajectory_bands_are_t_intervals_across_seeds(tmp_path):
     assert normalized.iloc[0]["mean"] == pytest.approx(1.1 / math.log(512))
 
 
+def test_the_trajectories_figure_draws_the_steer_setpoint_over_the_ratio(tmp_path, monkeypatch):
+    from adadim.analysis import plots
+
+    ratio, setpoint = "dynamics/ratio_H_I", "steer/setpoint"
+    rows = planted_rows(
+        40, lambda t: 2 + t, constant(1.0), every=4, extra=lambda s, t: {setpoint: 2.5} if s % 4 == 0 else {}
+    )
+    write_run(tmp_path / "runs", "steered", rows, config={"method": "steer", "run": {"seed": 0}})
+    traj = trajectories(load_runs(tmp_path / "runs", progress=False, cache_dir=None), [ratio, setpoint, "dynamics/H_R"])
+    assert set(traj["metric"]) == {ratio, setpoint, "dynamics/H_R"}
+    saved = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, out, name: saved.setdefault("fig", fig))
+    plots.plot_trajectories(traj, tmp_path / "figures")
+    axes = [ax for ax in saved["fig"].axes if ax.get_visible()]
+    by_label = {ax.get_ylabel(): ax for ax in axes}
+    assert set(by_label) == {plots.label(ratio), plots.label("dynamics/H_R")}  # no panel of its own
+    ratio_axis = by_label[plots.label(ratio)]
+    dashed = [line for line in ratio_axis.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and set(dashed[0].get_ydata()) == {2.5}
+    assert dashed[0].get_color() == ratio_axis.get_lines()[0].get_color()  # the group's colour
+    assert not [line for line in by_label[plots.label("dynamics/H_R")].get_lines() if line.get_linestyle() == "--"]
+
+
 # ---- loading: bad runs, caching, W&B -------------------------------------------------------
 
 

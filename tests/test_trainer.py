@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import tarfile
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -96,8 +97,16 @@ def _strip(rows):
     return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
 
 
-def test_sigkill_then_resume_gives_the_uninterrupted_history(tmp_path):
+# method=steer with a warm-up and an identified direction: the kill lands in the middle of the
+# identification (control steps at 10, 15, ..., 45), so its state must come back from the checkpoint.
+STEERED = {"method": "steer", "steer.direction": "auto", "steer.warmup_steps": 10, "steer.value": 3.0}
+STEER_KEYS = {"steer/setpoint", "steer/error", "steer/integral", "steer/direction"}
+
+
+@pytest.mark.parametrize("method", [{}, STEERED], ids=["adadim", "steer"])
+def test_sigkill_then_resume_gives_the_uninterrupted_history(tmp_path, method):
     extra = {"optim.epochs": 30, "run.checkpoint_every_steps": 7, "dynamics.every": 5, "eval.every_epochs": 4}
+    extra.update(method)
     args = cli("train", *tiny_overrides(tmp_path, "killed", **extra))
     proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     history_file = tmp_path / "killed" / "history.jsonl"
@@ -119,6 +128,22 @@ def test_sigkill_then_resume_gives_the_uninterrupted_history(tmp_path):
     got, want = history(tmp_path / "killed"), history(tmp_path / "straight")
     assert [r["trainer/step"] for r in got] == list(range(total))
     assert _strip(got) == _strip(want)
+    if method:
+        _check_steered_history(got)
+
+
+def _check_steered_history(rows):
+    """steer/* on exactly the measuring rows; α moves only there; the direction is identified."""
+    measured = [r for r in rows if "dynamics/ratio_H_I" in r]
+    assert [r["trainer/step"] for r in measured] == [r["trainer/step"] for r in rows if STEER_KEYS <= r.keys()]
+    assert all(is_registered(k) for r in rows for k in r)
+    for before, after in pairwise(rows):
+        if "steer/setpoint" not in after:
+            assert after["adadim/alpha"] == before["adadim/alpha"]
+    assert {r["adadim/alpha"] for r in rows if r["trainer/step"] < 10} == {0.5}  # the warm-up
+    directions = [r["steer/direction"] for r in measured]
+    assert directions[2:10] == [0.0] * 8 and directions[-1] in (-1.0, 1.0)
+    assert {r["steer/setpoint"] for r in measured} == {3.0}
 
 
 def test_offline_wandb_after_sigkill_and_resume_holds_each_step_once(tmp_path):

@@ -22,6 +22,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .controller import METHODS
+from .setpoints import TARGETS
+from .steering import DIRECTIONS
 
 DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "stl10", "imagefolder")
 BACKBONES = ("small_cnn", "resnet18", "resnet50")
@@ -126,6 +128,31 @@ class AdaDimConfig:
 
 
 @dataclass
+class SteerConfig:
+    """method=steer: a PI controller sets alpha so that dynamics/ratio_H_I follows a setpoint
+    path (`adadim.training.steering`). Gains act on the relative error (setpoint - ratio) / setpoint;
+    the defaults were tuned on a synthetic first-order plant and are a starting point."""
+
+    target: str = "constant"  # constant | linear | cosine | run
+    value: float = 2.0  # target=constant
+    start: float = 3.0  # target=linear|cosine: the setpoint at the first step ...
+    end: float = 2.0  # ... and at the last
+    target_run: str | None = None  # target=run: an earlier run's directory (its history.jsonl)
+    smooth: int = 3  # target=run: rolling median over this many of its measurements
+    kp: float = 0.4
+    ki: float = 0.2  # per control step (one dynamics measurement)
+    kd: float = 0.0
+    alpha_init: float = 0.5  # alpha during the warm-up, and the controller's operating point
+    alpha_min: float = 0.0
+    alpha_max: float = 1.0
+    rate_limit: float = 0.1  # largest change of alpha per control step
+    warmup_steps: int = 0  # optimizer steps with alpha held at alpha_init
+    direction: str = "1"  # 1: more NT-Xent raises the ratio; -1: lowers it; auto: identify after the warm-up
+    identify_steps: int = 2  # direction=auto: control steps per block of the high-low-low-high probe
+    identify_delta: float = 0.2  # direction=auto: the probe's alpha offset from alpha_init
+
+
+@dataclass
 class OptimConfig:
     name: str = "lars"
     lr: float = 0.3  # base lr, scaled by batch_size / 256
@@ -205,6 +232,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     adadim: AdaDimConfig = field(default_factory=AdaDimConfig)
+    steer: SteerConfig = field(default_factory=SteerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -306,9 +334,7 @@ def _merge(*parts: DictConfig) -> DictConfig:
     return cfg
 
 
-def load_config(
-    config: str | None = None, overrides: list[str] | None = None, check_files: bool = True
-) -> DictConfig:
+def load_config(config: str | None = None, overrides: list[str] | None = None, check_files: bool = True) -> DictConfig:
     """Schema defaults <- YAML file <- dotlist overrides, validated. ``check_files=False``
     skips the check that the dataset's folder exists (a sweep file is checked before the
     machine that will hold the data runs it)."""
@@ -408,6 +434,48 @@ def _validate_augment(d: DictConfig) -> None:
         )
 
 
+def _validate_steer(cfg: DictConfig) -> None:
+    """The steer section, and what method=steer needs from the dynamics: its measured ratio."""
+    steer = cfg.steer
+    _require(steer.target in TARGETS, f"steer.target must be one of {', '.join(TARGETS)}, got {steer.target!r}")
+    if steer.target == "run":
+        _require(
+            bool(steer.target_run), "steer.target_run is required with steer.target=run (an earlier run's directory)"
+        )
+    for key in {"constant": ("value",), "linear": ("start", "end"), "cosine": ("start", "end")}.get(steer.target, ()):
+        _require(steer[key] > 0, f"steer.{key} must be > 0 (a ratio; the error is relative to it), got {steer[key]}")
+    _require(steer.smooth >= 1, f"steer.smooth must be >= 1, got {steer.smooth}")
+    for key in ("kp", "ki", "kd"):
+        _require(steer[key] >= 0, f"steer.{key} must be >= 0, got {steer[key]}")
+    _require(steer.kp > 0 or steer.ki > 0, "steer.kp and steer.ki cannot both be 0 (alpha would never move)")
+    for key in ("alpha_init", "alpha_min", "alpha_max"):
+        _require(0 <= steer[key] <= 1, f"steer.{key} must be in [0, 1], got {steer[key]}")
+    _require(
+        steer.alpha_min <= steer.alpha_init <= steer.alpha_max,
+        f"need steer.alpha_min <= steer.alpha_init <= steer.alpha_max, got "
+        f"{steer.alpha_min}, {steer.alpha_init}, {steer.alpha_max}",
+    )
+    _require(0 < steer.rate_limit <= 1, f"steer.rate_limit must be in (0, 1], got {steer.rate_limit}")
+    _require(steer.warmup_steps >= 0, f"steer.warmup_steps must be >= 0, got {steer.warmup_steps}")
+    _require(
+        steer.direction in DIRECTIONS,
+        f"steer.direction must be one of {', '.join(DIRECTIONS)}, got {steer.direction!r}",
+    )
+    _require(steer.identify_steps >= 1, f"steer.identify_steps must be >= 1, got {steer.identify_steps}")
+    _require(0 < steer.identify_delta <= 0.5, f"steer.identify_delta must be in (0, 0.5], got {steer.identify_delta}")
+    if cfg.method == "steer":
+        dynamics = cfg.dynamics
+        _require(dynamics.every >= 1, "method=steer needs dynamics.every >= 1: alpha is set at each measurement")
+        _require(
+            dynamics.source == "probe",
+            f"method=steer needs dynamics.source=probe (the fixed probe set), got {dynamics.source!r}",
+        )
+        _require(
+            "mutual_information" in dynamics.metrics,
+            "method=steer needs 'mutual_information' in dynamics.metrics (it measures dynamics/ratio_H_I)",
+        )
+
+
 def validate(cfg: DictConfig, check_files: bool = True) -> None:
     """Refuse values no run can use, before any work starts (``check_files``: also that the
     dataset's folder exists)."""
@@ -471,6 +539,7 @@ def validate(cfg: DictConfig, check_files: bool = True) -> None:
     _require(
         0 <= adadim.balance_momentum < 1, f"adadim.balance_momentum must be in [0, 1), got {adadim.balance_momentum}"
     )
+    _validate_steer(cfg)
     optim = cfg.optim
     _require(optim.name in OPTIMIZERS, f"unknown optimizer {optim.name!r}; choose one of {', '.join(OPTIMIZERS)}")
     _require(optim.lr >= 0, f"optim.lr must be >= 0 (0 freezes the network), got {optim.lr}")

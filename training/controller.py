@@ -17,18 +17,24 @@ reconstruction, every choice a switch:
 
 The other methods: ``vicreg`` α ≡ 0, ``simclr`` α ≡ 1, ``barlow`` α ≡ 0, ``fixed`` a
 constant, ``linear``/``cosine`` schedules from alpha_start to alpha_end over training
-(the paper's ablations).
+(the paper's ablations), and ``steer``: α from a feedback controller
+(`adadim.training.steering`) that makes the measured H(R) / I_excess(R;Z) follow a setpoint
+path; it moves only at the steps the dynamics are measured and holds in between.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from adadim.dynamics import effective_rank
 
-METHODS = ("adadim", "vicreg", "simclr", "barlow", "fixed", "linear", "cosine")
+if TYPE_CHECKING:
+    from .steering import SteeringController
+
+METHODS = ("adadim", "vicreg", "simclr", "barlow", "fixed", "linear", "cosine", "steer")
 
 
 @dataclass
@@ -53,9 +59,12 @@ class WeightController:
         alpha_min: float = 0.0,
         alpha_max: float = 1.0,
         initial_alpha: float = 0.5,
+        steering: SteeringController | None = None,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        if (method == "steer") != (steering is not None):
+            raise ValueError("method=steer needs a steering controller, and only it takes one")
         if normalization not in ("dim", "log"):
             raise ValueError(f"unknown normalization {normalization!r}; choose 'dim' or 'log'")
         self.method, self.total_steps, self.gamma = method, max(1, int(total_steps)), float(gamma)
@@ -64,6 +73,7 @@ class WeightController:
         self.alpha_min, self.alpha_max = float(alpha_min), float(alpha_max)
         self.current = float(initial_alpha)  # AdaDim state: the alpha in force
         self.erank_norm = math.nan
+        self.steering = steering
 
     def needs_embedding(self, step: int) -> bool:
         return self.method == "adadim" and step % self.every == 0
@@ -76,9 +86,18 @@ class WeightController:
             return erank / top
         return math.log(erank) / math.log(top) if top > 1 else 0.0
 
-    def step(self, step: int, z: torch.Tensor | None = None) -> LossWeights:
-        """The weights for optimizer step `step` (0-based); `z` is needed when `needs_embedding`."""
-        if self.method == "adadim":
+    def progress(self, step: int) -> float:
+        return min(1.0, step / max(1, self.total_steps - 1))
+
+    def step(self, step: int, z: torch.Tensor | None = None, ratio: float | None = None) -> LossWeights:
+        """The weights for optimizer step `step` (0-based); `z` is needed when `needs_embedding`.
+        ``ratio``: method=steer's measured H(R) / I_excess at a measuring step (None between
+        them, where α holds)."""
+        if self.method == "steer":
+            if ratio is not None:
+                self.steering.update(step, self.progress(step), ratio)
+            alpha = self.steering.alpha
+        elif self.method == "adadim":
             if self.needs_embedding(step):
                 if z is None:
                     raise ValueError("AdaDim needs this step's embedding Z to update alpha")
@@ -95,14 +114,19 @@ class WeightController:
         elif self.method == "fixed":
             alpha = self.fixed_alpha
         else:
-            progress = min(1.0, step / max(1, self.total_steps - 1))
+            progress = self.progress(step)
             if self.method == "cosine":
                 progress = 0.5 * (1.0 - math.cos(math.pi * progress))
             alpha = self.alpha_start + (self.alpha_end - self.alpha_start) * progress
         return LossWeights(alpha=alpha, beta=self.gamma * alpha)
 
     def state_dict(self) -> dict:
-        return {"current": self.current, "erank_norm": self.erank_norm}
+        state = {"current": self.current, "erank_norm": self.erank_norm}
+        if self.steering is not None:
+            state["steering"] = self.steering.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.current, self.erank_norm = float(state["current"]), float(state["erank_norm"])
+        if self.steering is not None:
+            self.steering.load_state_dict(state["steering"])

@@ -7,7 +7,9 @@ AdaDim objective (training/losses/adadim.py) is back-propagated with the online 
 cross-entropy on the detached R (which never reaches the backbone). Every
 ``dynamics.every`` steps the monitor measures the fixed probe set (or, with
 ``dynamics.source=batch``, that step's own batch) and the gradient shares of the loss terms
-are measured on the step's Z. At the end the evaluation protocol scores the frozen backbone.
+are measured on the step's Z; on the probe set the monitor runs before the loss, so that
+method=steer can set that step's α from the ratio it measured. At the end the evaluation
+protocol scores the frozen backbone.
 Only rank 0 (``master_process``) logs.
 
 The host waits for the device only at log steps: the non-finite check is a device-side flag
@@ -33,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .augment import BatchAugmenter
 from .checkpoint import checkpoints, load_latest, save_checkpoint
-from .config import ConfigError, read_config_file, to_flat_dict
+from .config import ConfigError, load_saved_config, to_flat_dict
 from .controller import WeightController
 from .data import (
     GlobalBatchSampler,
@@ -52,6 +54,8 @@ from .probe import ProbeSet, build_monitor, build_probe, probe_size
 from .run_lock import RunLock, RunLocked, acquire_run_lock
 from .run_logger import NullLogger, RunLogger
 from .runtime import Distributed, StopRequest, broadcast_object, setup_distributed
+from .setpoints import SetpointPath, TargetRunError, read_run_path
+from .steering import SteeringController
 
 
 class NonFiniteLoss(RuntimeError):
@@ -110,7 +114,9 @@ def _check_resume_config(cfg: DictConfig, run_dir: Path) -> None:
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
-    saved = OmegaConf.to_container(read_config_file(saved_path), resolve=True)
+    # Through the schema, so a section added after the run started (steer) reads as its
+    # defaults rather than as a difference.
+    saved = OmegaConf.to_container(load_saved_config(run_dir), resolve=True)
     now = OmegaConf.to_container(cfg, resolve=True)
     for container in (saved, now):
         container["run"].pop("progress", None)
@@ -159,6 +165,37 @@ def _objective_settings(cfg: DictConfig) -> ObjectiveSettings:
     )
 
 
+def _setpoint_path(steer: DictConfig) -> SetpointPath:
+    if steer.target == "run":
+        try:
+            return read_run_path(steer.target_run, steer.smooth)
+        except TargetRunError as error:
+            raise ConfigError(str(error)) from None
+    if steer.target == "constant":
+        return SetpointPath.constant(steer.value)
+    return SetpointPath(steer.target, steer.start, steer.end)
+
+
+def _steering(cfg: DictConfig) -> SteeringController | None:
+    if cfg.method != "steer":
+        return None
+    steer = cfg.steer
+    return SteeringController(
+        _setpoint_path(steer),
+        kp=steer.kp,
+        ki=steer.ki,
+        kd=steer.kd,
+        alpha_init=steer.alpha_init,
+        alpha_min=steer.alpha_min,
+        alpha_max=steer.alpha_max,
+        rate_limit=steer.rate_limit,
+        warmup_steps=steer.warmup_steps,
+        direction=steer.direction,
+        identify_steps=steer.identify_steps,
+        identify_delta=steer.identify_delta,
+    )
+
+
 def _controller(cfg: DictConfig, total_steps: int) -> WeightController:
     adadim = cfg.adadim
     return WeightController(
@@ -174,6 +211,7 @@ def _controller(cfg: DictConfig, total_steps: int) -> WeightController:
         invert=adadim.invert,
         alpha_min=adadim.alpha_min,
         alpha_max=adadim.alpha_max,
+        steering=_steering(cfg),
     )
 
 
@@ -404,6 +442,13 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
     run.measure_seconds += time.perf_counter() - started
     if probe_views is not None:
         _require_finite(run, *probe_views, step)
+    measured = {}
+    if plan.measure and cfg.dynamics.source == "probe":
+        # The probe views are of the weights before this update; method=steer sets this step's α
+        # from the ratio measured on them.
+        started = time.perf_counter()
+        measured = _dynamics(run, *probe_views, step)
+        run.measure_seconds += time.perf_counter() - started
     with run.autocast:
         (r1, r2), (z1, z2), logits = model(x1, x2)
     z1, z2 = z1.float(), z2.float()
@@ -411,7 +456,8 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
     alpha_z = None
     if run.controller.needs_embedding(step):
         alpha_z = probe_views[1][0] if _alpha_from_probe(cfg) else gather_rows(z1.detach())
-    weights = run.controller.step(step, alpha_z)
+    ratio = measured.get("dynamics/ratio_H_I") if plan.measure and cfg.method == "steer" else None
+    weights = run.controller.step(step, alpha_z, ratio)
 
     balance = tuple(run.grad_balance) if run.grad_balance is not None else None
     terms = adadim_objective(
@@ -437,13 +483,13 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
 
     if not plan.log:
         return row, terms.loss
-    if plan.measure:
+    row.update(measured)
+    if plan.measure and cfg.dynamics.source == "batch":
         started = time.perf_counter()
-        if cfg.dynamics.source == "probe":
-            row.update(_dynamics(run, *probe_views, step))
-        else:
-            row.update(_dynamics(run, (r1.detach(), r2.detach()), (z1.detach(), z2.detach()), step))
+        row.update(_dynamics(run, (r1.detach(), r2.detach()), (z1.detach(), z2.detach()), step))
         run.measure_seconds += time.perf_counter() - started
+    if ratio is not None:
+        row.update(run.controller.steering.logged())
     zero = torch.zeros((), device=device)
     row.update({
         STEP: step,
