@@ -84,6 +84,14 @@ def arm_label(row) -> str:
     variant of it (``fixed α=0.25``, ``adadim γ=0.05 minimize``, ``adadim balance=grad``)."""
     method = str(_value(row, "method") or "unknown")
     parts = [method]
+    if method == "steer":
+        target = _value(row, "steer.target") or "constant"
+        if target == "run" and _value(row, "steer.target_run"):
+            parts.append(f"→ {Path(str(_value(row, 'steer.target_run'))).name}")
+        elif target == "constant" and _value(row, "steer.value") is not None:
+            parts.append(f"→ {float(_value(row, 'steer.value')):g}")
+        else:
+            parts.append(f"→ {target}")
     if method == "fixed" and _value(row, "adadim.alpha") is not None:
         parts.append(f"α={float(_value(row, 'adadim.alpha')):g}")
     gamma = _value(row, "adadim.gamma")

@@ -187,3 +187,36 @@ def plot_coupling(
     fig.tight_layout()
     _save(fig, out, name)
     return changes
+
+
+def plot_steering(data: pd.DataFrame, out: Path, name: str = "steering") -> pd.DataFrame:
+    """One column per steered arm: on top the measured ratio of its runs (colour) against their
+    setpoint (dashed) and the runs of the arm they were steered to (grey); below, their α.
+    ``data``: rows (arm, role, run_id, step, ratio, setpoint, alpha), role "steered" or "source"."""
+    arms = list(dict.fromkeys(data.loc[data["role"] == "steered", "arm"]))
+    if not arms:
+        raise KeyError("no steered runs to draw")
+    fig, axes = plt.subplots(2, len(arms), figsize=(4.2 * len(arms), 5.2), squeeze=False, sharex=True)
+    colours = sns.color_palette("colorblind")
+    for col, arm in enumerate(arms):
+        top, bottom = axes[0, col], axes[1, col]
+        part = data[data["arm"] == arm]
+        for _, run in part[part["role"] == "source"].groupby("run_id"):
+            top.plot(run["step"], run["ratio"], color="0.7", linewidth=1.0, zorder=1)
+            bottom.plot(run["step"], run["alpha"], color="0.7", linewidth=1.0, zorder=1)
+        for k, (_, run) in enumerate(part[part["role"] == "steered"].groupby("run_id")):
+            colour = colours[k % len(colours)]
+            top.plot(run["step"], run["ratio"], color=colour, linewidth=1.2, zorder=3)
+            top.plot(run["step"], run["setpoint"], color=colour, linewidth=1.0, linestyle="--", zorder=2)
+            bottom.plot(run["step"], run["alpha"], color=colour, linewidth=1.2, zorder=3)
+        top.set_title(str(arm), fontsize="medium")
+        top.set_ylabel(label("dynamics/ratio_H_I") if col == 0 else "")
+        bottom.set_ylabel(label("adadim/alpha") if col == 0 else "")
+        bottom.set_xlabel(label("trainer/step"))
+        bottom.set_ylim(-0.05, 1.05)
+    axes[0, 0].plot([], [], color="0.3", linestyle="--", label="setpoint")
+    axes[0, 0].plot([], [], color="0.7", label="source runs")
+    axes[0, 0].legend(frameon=False, fontsize="small")
+    sns.despine(fig)
+    _save(fig, out, name)
+    return data

@@ -7,6 +7,9 @@ into a results folder, so the README's numbers are copies of files, never typed 
 - ``claims.md``: the claims table (`adadim.analysis.claims`), formatted.
 - ``gradient_shares.md``: per arm with a varying mix, α and NT-Xent's share of the update to Z,
   averaged over each run's measurements, then mean ± std over seeds.
+- ``steering.md`` (when there are method=steer runs): per steered arm, the tracking error
+  (median |relative error| over the last 70% of training) and the low-label accuracy against
+  the arm of the run it was steered to, Welch's t test with Holm's correction over the rows.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import plots
 from .runset import RunSet
 
 SCORES = (
@@ -107,14 +111,16 @@ def claims_markdown(table: pd.DataFrame) -> str:
 
 def gradient_shares(rs: RunSet, by: str = "arm") -> pd.DataFrame:
     """Per run, over the steps that measured the gradients: mean α, mean NT-Xent and VICReg
-    (L_dim) shares of the summed gradient norms w.r.t. Z, and the mean ratio of the two."""
+    (L_dim) shares of the summed gradient norms w.r.t. Z, and the ratio of those two means."""
     history = rs.history
     missing = [k for k in (ALPHA, NT_XENT_SHARE, DIMENSION_SHARE) if k not in history]
     if missing:
         raise KeyError(f"the history has no {', '.join(map(repr, missing))}")
     rows = history.dropna(subset=[NT_XENT_SHARE, DIMENSION_SHARE])
-    rows = rows.assign(ratio=rows[DIMENSION_SHARE] / rows[NT_XENT_SHARE].where(rows[NT_XENT_SHARE] > 0))
-    per_run = rows.groupby("run_id")[[ALPHA, NT_XENT_SHARE, DIMENSION_SHARE, "ratio"]].mean()
+    per_run = rows.groupby("run_id")[[ALPHA, NT_XENT_SHARE, DIMENSION_SHARE]].mean()
+    # A ratio of the means: a mean of per-step ratios is dominated by the steps where NT-Xent's
+    # share is near 0 (the start of a schedule from alpha = 0).
+    per_run["ratio"] = per_run[DIMENSION_SHARE] / per_run[NT_XENT_SHARE].where(per_run[NT_XENT_SHARE] > 0)
     per_run[by] = rs.runs.loc[per_run.index, by].astype(str)
     return per_run
 
@@ -123,7 +129,7 @@ def gradient_shares_markdown(rs: RunSet, by: str = "arm") -> str:
     """Arms whose α is neither 0 nor 1 throughout: what α says against what NT-Xent gets."""
     per_run = gradient_shares(rs, by)
     lines = [
-        "| arm | runs | α (mean over training) | NT-Xent share of ‖∇_Z‖ | VICReg ÷ NT-Xent gradient |",
+        "| arm | runs | α (mean over training) | NT-Xent share of ‖∇_Z‖ | VICReg ÷ NT-Xent share |",
         "|---|---|---|---|---|",
     ]
     for arm in arm_order(per_run[by]):
@@ -155,4 +161,112 @@ def write_results(
     if text is not None:
         written.append(folder / "gradient_shares.md")
         written[-1].write_text(text)
+    if "method" in rs.runs and (rs.runs["method"] == "steer").any():
+        written.append(folder / "steering.md")
+        written[-1].write_text(steering_markdown(rs, by))
+        plots.plot_steering(steering_paths(rs, by), folder)
     return written
+
+
+STEER_ERROR = "steer/error"
+ACCURACY = "final/lowlabel_top1"
+
+
+def tracking_errors(rs: RunSet, after: float = 0.3) -> pd.Series:
+    """Per steered run: the median |relative error| of its control steps after ``after`` of
+    training (the last 70% by default), the controller's own ``steer/error``."""
+    history = rs.history
+    if STEER_ERROR not in history:
+        raise KeyError(f"the history has no {STEER_ERROR!r}")
+    rows = history.dropna(subset=[STEER_ERROR])
+    last = history.groupby("run_id")["trainer/step"].max()
+    progress = rows["trainer/step"] / rows["run_id"].map(last).clip(lower=1)
+    late = rows[progress >= after]
+    return late[STEER_ERROR].abs().groupby(late["run_id"]).median()
+
+
+def steering_table(rs: RunSet, accuracy: str = ACCURACY, by: str = "arm") -> pd.DataFrame:
+    """One row per steered arm: its tracking error, its accuracy against the arm of the run
+    it was steered to (Welch's t test, Holm over the rows)."""
+    from scipy import stats
+
+    from . import inference
+
+    errors = tracking_errors(rs)
+    runs = rs.runs
+    steered = runs[(runs["method"] == "steer") & runs.index.isin(errors.index)]
+    rows = []
+    for arm in arm_order(steered[by].astype(str)):
+        mine = steered[steered[by].astype(str) == arm]
+        target = Path(str(mine["steer.target_run"].iloc[0])).name if "steer.target_run" in mine else ""
+        source_arm = str(runs.loc[target, by]) if target in runs.index else None
+        source = runs[runs[by].astype(str) == source_arm] if source_arm else runs.iloc[0:0]
+        a, b = pd.to_numeric(mine[accuracy]), pd.to_numeric(source[accuracy]) if len(source) else pd.Series([])
+        test = stats.ttest_ind(a, b, equal_var=False) if len(a) >= 2 and len(b) >= 2 else None
+        rows.append(
+            {
+                "arm": arm,
+                "runs": len(mine),
+                "tracking_error_median": float(errors[mine.index].median()),
+                "tracking_error_max": float(errors[mine.index].max()),
+                "accuracy_mean": float(a.mean()),
+                "accuracy_std": float(a.std()),
+                "source_arm": source_arm or "not loaded",
+                "source_runs": len(source),
+                "source_accuracy_mean": float(b.mean()) if len(b) else np.nan,
+                "source_accuracy_std": float(b.std()) if len(b) else np.nan,
+                "difference": float(a.mean() - b.mean()) if len(b) else np.nan,
+                "p_value": float(test.pvalue) if test is not None else np.nan,
+            }
+        )
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["p_holm"] = inference.holm(table["p_value"].to_numpy(float))
+    return table
+
+
+def steering_markdown(rs: RunSet, by: str = "arm") -> str:
+    table = steering_table(rs, by=by)
+    lines = [
+        "| steered arm | runs | tracking error, median (max) | low-label | source arm | its low-label | "
+        "difference | p (Welch) | p (Holm) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, row in table.iterrows():
+        lines.append(
+            f"| {row['arm']} | {row['runs']} | {100 * row['tracking_error_median']:.1f}% "
+            f"({100 * row['tracking_error_max']:.1f}%) | {100 * row['accuracy_mean']:.2f} ± "
+            f"{100 * row['accuracy_std']:.2f} | {row['source_arm']} ({row['source_runs']} runs) | "
+            f"{100 * row['source_accuracy_mean']:.2f} ± {100 * row['source_accuracy_std']:.2f} | "
+            f"{100 * row['difference']:+.2f} | {_g(row['p_value'])} | {_g(row['p_holm'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def steering_paths(rs: RunSet, by: str = "arm") -> pd.DataFrame:
+    """The rows `plots.plot_steering` draws: every steered run's measured ratio, setpoint and α
+    at its control steps, and the ratio and α of the runs of the arm it was steered to."""
+    history, runs = rs.history, rs.runs
+    measured = history.dropna(subset=["dynamics/ratio_H_I"])
+    parts = []
+    steered = runs[runs["method"] == "steer"]
+    for arm in arm_order(steered[by].astype(str)):
+        mine = steered[steered[by].astype(str) == arm]
+        target = Path(str(mine["steer.target_run"].iloc[0])).name if "steer.target_run" in mine else ""
+        source_ids = runs.index[runs[by].astype(str) == str(runs.loc[target, by])] if target in runs.index else []
+        for role, ids in (("steered", mine.index), ("source", source_ids)):
+            rows = measured[measured["run_id"].isin(ids)]
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "arm": arm,
+                        "role": role,
+                        "run_id": rows["run_id"],
+                        "step": rows["trainer/step"],
+                        "ratio": rows["dynamics/ratio_H_I"],
+                        "setpoint": rows["steer/setpoint"] if "steer/setpoint" in rows else np.nan,
+                        "alpha": rows[ALPHA] if ALPHA in rows else np.nan,
+                    }
+                )
+            )
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

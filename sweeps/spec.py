@@ -221,20 +221,28 @@ def _check_command(command) -> str | None:
 
 def _check_against_config(params: list[Parameter], config: str | None = None) -> None:
     """The command's config must load, and every value (or both bounds) must be accepted by
-    the trainer's config on its own."""
+    the trainer's config, on its own or beside the first value of every other parameter (a
+    value that needs another key, as steer.target=run needs steer.target_run, is checked with
+    the sweep's own value of that key)."""
     from adadim.training.config import ConfigError, load_config
 
     try:
         load_config(config, check_files=False)
     except (ConfigError, OSError) as error:
         raise SweepError(f"--config {config}: {error}") from None
+    first = {p.key: (p.values[0] if p.values is not None else p.low) for p in params}
     for p in params:
         candidates = p.values if p.values is not None else [p.low, p.high]
         for value in candidates:
+            alone = [f"{p.key}={format_value(value)}"]
+            together = [f"{k}={format_value(v)}" for k, v in first.items() if k != p.key] + alone
             try:
-                load_config(config, [f"{p.key}={format_value(value)}"], check_files=False)
+                load_config(config, alone, check_files=False)
             except ConfigError as error:
-                raise SweepError(f"parameter {p.key!r} = {value!r}: {error}") from None
+                try:
+                    load_config(config, together, check_files=False)
+                except ConfigError:
+                    raise SweepError(f"parameter {p.key!r} = {value!r}: {error}") from None
 
 
 def load_sweep(name: str) -> Sweep:

@@ -147,3 +147,56 @@ def test_update_readme_replaces_only_the_marked_blocks(tmp_path):
     readme.write_text("intro\n<!-- results/accuracy.md -->\n| old |\n| rows |\n<!-- /results/accuracy.md -->\nrest\n")
     assert update_readme(readme, [table, tmp_path / "claims.md"]) == ["accuracy.md"]
     assert readme.read_text() == "intro\n<!-- results/accuracy.md -->\n| new |\n<!-- /results/accuracy.md -->\nrest\n"
+
+
+def test_steering_table_reads_tracking_error_late_and_compares_with_the_source_arm(tmp_path):
+    from adadim.analysis.study_results import steering_markdown, steering_table
+
+    for seed, acc in enumerate([0.95, 0.96, 0.97]):
+        config = {"method": "fixed", "adadim": {"alpha": 0.25}, "run": {"seed": seed}}
+        write_run(
+            tmp_path, f"src{seed}", planted_rows(20, constant(1.0), constant(0.5)), {"final/lowlabel_top1": acc}, config
+        )
+
+    def errors(s, t):  # large errors early (ignored), then |e| = 0.02 or 0.04 on alternate steps
+        return {"steer/error": 0.5 if t < 0.3 else (0.02 if s % 2 else -0.04)}
+
+    for seed, acc in enumerate([0.90, 0.91, 0.92]):
+        config = {
+            "method": "steer",
+            "steer": {"target": "run", "target_run": "runs/src0"},
+            "run": {"seed": seed},
+        }
+        rows = planted_rows(20, constant(1.0), constant(0.5), extra=errors)
+        write_run(tmp_path, f"steer{seed}", rows, {"final/lowlabel_top1": acc}, config)
+    rs = load_runs(tmp_path, progress=False, cache_dir=None)
+    assert set(rs.runs["arm"]) == {"fixed α=0.25", "steer → src0"}
+    table = steering_table(rs)
+    row = table.iloc[0]
+    assert row["arm"] == "steer → src0" and row["source_arm"] == "fixed α=0.25" and row["source_runs"] == 3
+    assert row["tracking_error_median"] == pytest.approx(0.03)  # median of 0.02s and 0.04s, early 0.5s left out
+    assert row["difference"] == pytest.approx(-0.05)
+    assert row["p_value"] < 0.01 and row["p_holm"] == pytest.approx(row["p_value"])
+    assert "| steer → src0 | 3 | 3.0% (3.0%) | 91.00 ± 1.00 | fixed α=0.25 (3 runs) | 96.00 ± 1.00 | -5.00 |" in (
+        steering_markdown(rs)
+    )
+
+
+def test_write_results_draws_the_steering_figure_with_setpoints_and_source_runs(tmp_path):
+    from adadim.analysis.study_results import steering_paths, write_results
+
+    for seed in range(2):
+        config = {"method": "fixed", "adadim": {"alpha": 0.25}, "run": {"seed": seed}}
+        write_run(tmp_path / "runs", f"src{seed}", planted_rows(20, constant(1.0), constant(0.5)), {}, config)
+    config = {"method": "steer", "steer": {"target": "run", "target_run": "x/src1"}, "run": {"seed": 5}}
+    rows = planted_rows(
+        20, constant(1.0), constant(0.5), extra=lambda s, t: {"steer/setpoint": 2.0, "steer/error": 0.0}
+    )
+    write_run(tmp_path / "runs", "steered", rows, {"final/lowlabel_top1": 0.9}, config)
+    rs = load_runs(tmp_path / "runs", progress=False, cache_dir=None)
+    paths = steering_paths(rs)
+    assert set(paths["role"]) == {"steered", "source"} and set(paths["arm"]) == {"steer → src1"}
+    assert paths.loc[paths["role"] == "source", "run_id"].nunique() == 2  # every run of the source arm
+    assert (paths.loc[paths["role"] == "steered", "setpoint"] == 2.0).all()
+    written = write_results(tmp_path / "results", rs, None, None)
+    assert (tmp_path / "results" / "steering.md") in written and (tmp_path / "results" / "steering.png").is_file()

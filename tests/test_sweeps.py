@@ -27,6 +27,7 @@ BUNDLED = [
     "study-digits-balance",
     "study-cifar10",
     "study-digits-length",
+    "steer-digits",
 ]
 # Trials run as ordinary runs: W&B stays in its default offline mode.
 TINY = [
@@ -442,3 +443,15 @@ def test_the_cifar10_study_smoke_on_a_jpeg_subset(tmp_path):
         assert config["model"]["backbone"] == "resnet18" and config["optim"]["name"] == "lars"
     accuracy = (out / "results" / "accuracy.md").read_text()
     assert "| vicreg | 1 |" in accuracy and "| adadim | 1 |" in accuracy and "| raw pixels |" in accuracy
+
+
+def test_a_value_that_needs_another_key_is_checked_beside_the_sweeps_value_of_it(tmp_path):
+    # steer.target=run alone is refused (no target run); with the sweep's target_run it is fine
+    ok = _sweep_file(
+        tmp_path,
+        {"method": {"value": "steer"}, "steer.target": {"value": "run"}, "steer.target_run": {"value": "runs/x"}},
+    )
+    assert load_sweep(str(ok)).name == "tiny"
+    bad = _sweep_file(tmp_path, {"method": {"value": "steer"}, "steer.target": {"value": "run"}}, name="bad")
+    with pytest.raises(SweepError, match="steer.target_run is required"):
+        load_sweep(str(bad))
