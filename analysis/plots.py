@@ -119,6 +119,8 @@ def plot_ratio_accuracy(
     sns.scatterplot(data=data, x="x", y="y", hue="group", ax=ax, s=36)
     means = data.groupby("group")[["x", "y"]].mean()
     ax.scatter(means["x"], means["y"], marker="x", color="0.2", s=40, label="group mean")
+    # Beside the axes: with a dozen groups a legend inside would hide the runs.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize="small", title="group")
     primary = table[table["statistic"] == "slope"]
     if len(primary) and np.isfinite(primary.iloc[0]["p_value"]):
         r = primary.iloc[0]

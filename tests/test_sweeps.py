@@ -453,5 +453,5 @@ def test_a_value_that_needs_another_key_is_checked_beside_the_sweeps_value_of_it
     )
     assert load_sweep(str(ok)).name == "tiny"
     bad = _sweep_file(tmp_path, {"method": {"value": "steer"}, "steer.target": {"value": "run"}}, name="bad")
-    with pytest.raises(SweepError, match="steer.target_run is required"):
+    with pytest.raises(SweepError, match=r"steer\.target_run is required"):
         load_sweep(str(bad))
