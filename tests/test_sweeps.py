@@ -258,8 +258,9 @@ def test_study_code_path_on_a_two_trial_sweep(tmp_path):
         ["study", "--file", str(path), "--root", str(tmp_path / "runs"), "--out", str(out), "--resamples", "100", *TINY]
     )
     assert code == 0
-    results = (out / "tables" / "results.md").read_text()
-    assert "vicreg" in results and "adadim" in results and "final/lowlabel_top1:mean" in results
+    accuracy = (out / "results" / "accuracy.md").read_text()
+    assert "| vicreg | 1 |" in accuracy and "| adadim | 1 |" in accuracy and "| raw pixels |" in accuracy
+    assert (out / "results" / "claims.md").is_file() and (out / "results" / "trajectories.png").is_file()
     assert (out / "report.html").is_file() and (out / "figures" / "information_plane.png").is_file()
 
 
