@@ -169,7 +169,34 @@
       });
       shown.add(run.g);
     }
-    return traces.concat(hiddenGroups());
+    return traces.concat(overlayTraces(metric, axis, buckets), hiddenGroups());
+  }
+  // Keys drawn dashed over this panel (method=steer's setpoint over the ratio it steers).
+  function overlayTraces(metric, axis, buckets) {
+    const traces = [];
+    for (const [over, host] of Object.entries(D.overlays || {})) {
+      if (host !== metric.key || !(over in metricByKey)) continue;
+      const label = metricByKey[over].label;
+      for (const line of seriesOf(over).filter((l) => state.runs.has(l.r))) {
+        const run = runs[line.r];
+        const g = groups[run.g];
+        const idx = minmaxIdx(line.y, buckets);
+        traces.push({
+          type: "scatter",
+          mode: "lines",
+          x: pick(toAxis(run, line.s, axis), idx),
+          y: pick(line.y, idx),
+          name: `${g.name}: ${label}`,
+          legendgroup: g.name,
+          showlegend: false,
+          line: { color: g.color, width: 1.1, dash: "dash" },
+          opacity: state.highlight !== null && state.highlight !== line.r ? 0.25 : 0.9,
+          hovertemplate: `${runHover[line.r]}<br>${D.labels[axis]}: %{x:.4~g}<br>${escapeHtml(label)}: %{y:.4~g}<extra></extra>`,
+          meta: { run: run.id, group: g.name, kind: "overlay" },
+        });
+      }
+    }
+    return traces;
   }
   function bandTraces(metric, axis) {
     const traces = [];

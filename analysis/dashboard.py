@@ -250,6 +250,8 @@ def dashboard_data(
         ],
         "runs": run_rows,
         "sections": sections,
+        # A key drawn dashed over its host's panel too (method=steer's setpoint over the ratio).
+        "overlays": {k: v for k, v in panel_keys.OVERLAYS.items() if k in curve_keys and v in curve_keys},
         "metrics": metrics,
         "series": series,
         "plane": plane,

@@ -589,3 +589,33 @@ def test_screenshot_is_not_blank(page):
     for hexa in ("#1f77b4", "#ff7f0e"):
         rgb = np.array([int(hexa[i : i + 2], 16) for i in (1, 3, 5)])
         assert (np.abs(image - rgb).sum(axis=2) < 40).sum() > 50, hexa
+
+
+def test_the_steer_setpoint_is_drawn_dashed_over_the_ratio_of_steered_runs(browser, tmp_path):
+    root = _write_study(tmp_path / "runs")
+
+    def steered(s, t):
+        return {"steer/setpoint": 2.5, "steer/error": 0.0} if s % 2 == 0 else {}
+
+    rows = planted_rows(300, lambda t: 1.0 + 0 * t, lambda t: 0.4 + 0 * t, every=2, extra=steered)
+    config = {"method": "steer", "run": {"seed": 0, "id": "steer-s0"}, "optim": {"lr": 0.3}}
+    write_run(root, "steer-s0", rows, {"final/lowlabel_top1": 0.8, "final/linear_top1": 0.9}, config)
+    rs = load_runs(root, progress=False, cache_dir=None)
+    path = build_dashboard(rs, tmp_path / "dashboard.html").path
+    context = browser.new_context(viewport={"width": 1500, "height": 1000}, offline=True)
+    tab = context.new_page()
+    errors = []
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.goto(path.as_uri())
+    tab.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    assert tab.evaluate("window.adadim.data.overlays") == {"steer/setpoint": "dynamics/ratio_H_I"}
+    traces = tab.evaluate(TRACES)
+    assert _runs_of(traces["dynamics/ratio_H_I"], "overlay") == ["steer-s0"]  # the other runs have no setpoint
+    assert _runs_of(traces["dynamics/H_R"], "overlay") == []
+    dashed = tab.evaluate(
+        "Array.from(document.querySelectorAll('.panel')).find(p => p.dataset.key === 'dynamics/ratio_H_I')"
+        ".querySelector('.js-plotly-plot').data.filter(t => t.meta.kind === 'overlay').map(t => [t.line.dash, t.y[0]])"
+    )
+    assert dashed and all(d == "dash" and y == pytest.approx(2.5) for d, y in dashed)
+    assert errors == []
+    context.close()
