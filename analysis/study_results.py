@@ -15,6 +15,7 @@ into a results folder, so the README's numbers are copies of files, never typed 
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -137,9 +138,10 @@ def gradient_shares_markdown(rs: RunSet, by: str = "arm") -> str:
         if rows[ALPHA].between(1e-9, 1 - 1e-9).sum() == 0:  # pure VICReg or SimCLR: nothing to share
             continue
         share = rows[NT_XENT_SHARE]
+        spread = (lambda v: f" ± {v.std():.3f}") if len(rows) > 1 else (lambda v: "")
         lines.append(
-            f"| {arm} | {len(rows)} | {rows[ALPHA].mean():.3f} ± {rows[ALPHA].std():.3f} | "
-            f"{share.mean():.3f} ± {share.std():.3f} | {rows['ratio'].mean():.1f} |"
+            f"| {arm} | {len(rows)} | {rows[ALPHA].mean():.3f}{spread(rows[ALPHA])} | "
+            f"{share.mean():.3f}{spread(share)} | {rows['ratio'].mean():.1f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -162,9 +164,14 @@ def write_results(
         written.append(folder / "gradient_shares.md")
         written[-1].write_text(text)
     if "method" in rs.runs and (rs.runs["method"] == "steer").any():
-        written.append(folder / "steering.md")
-        written[-1].write_text(steering_markdown(rs, by))
-        plots.plot_steering(steering_paths(rs, by), folder)
+        try:
+            text, paths = steering_markdown(rs, by), steering_paths(rs, by)
+            plots.plot_steering(paths, folder)
+        except KeyError as error:  # steered runs without a usable ratio or steer/error
+            print(f"adadim study: steering table left out: {error.args[0] if error.args else error}", file=sys.stderr)
+        else:
+            written.append(folder / "steering.md")
+            written[-1].write_text(text)
     return written
 
 
@@ -178,7 +185,10 @@ def tracking_errors(rs: RunSet, after: float = 0.3) -> pd.Series:
     history = rs.history
     if STEER_ERROR not in history:
         raise KeyError(f"the history has no {STEER_ERROR!r}")
-    rows = history.dropna(subset=[STEER_ERROR])
+    errors = pd.to_numeric(history[STEER_ERROR], errors="coerce")
+    rows = history.assign(**{STEER_ERROR: errors}).dropna(subset=[STEER_ERROR])
+    if rows.empty:  # every control step NaN (the ratio is NaN while I_excess <= 0)
+        return pd.Series(dtype=float)
     last = history.groupby("run_id")["trainer/step"].max()
     progress = rows["trainer/step"] / rows["run_id"].map(last).clip(lower=1)
     late = rows[progress >= after]
@@ -232,13 +242,17 @@ def steering_markdown(rs: RunSet, by: str = "arm") -> str:
         "difference | p (Welch) | p (Holm) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def pct(value: float, spec: str = ".2f", suffix: str = "") -> str:
+        return f"{100 * value:{spec}}{suffix}" if math.isfinite(value) else "–"
+
     for _, row in table.iterrows():
         lines.append(
-            f"| {row['arm']} | {row['runs']} | {100 * row['tracking_error_median']:.1f}% "
-            f"({100 * row['tracking_error_max']:.1f}%) | {100 * row['accuracy_mean']:.2f} ± "
-            f"{100 * row['accuracy_std']:.2f} | {row['source_arm']} ({row['source_runs']} runs) | "
-            f"{100 * row['source_accuracy_mean']:.2f} ± {100 * row['source_accuracy_std']:.2f} | "
-            f"{100 * row['difference']:+.2f} | {_g(row['p_value'])} | {_g(row['p_holm'])} |"
+            f"| {row['arm']} | {row['runs']} | {pct(row['tracking_error_median'], '.1f', '%')} "
+            f"({pct(row['tracking_error_max'], '.1f', '%')}) | {pct(row['accuracy_mean'])} ± "
+            f"{pct(row['accuracy_std'])} | {row['source_arm']} ({row['source_runs']} runs) | "
+            f"{pct(row['source_accuracy_mean'])} ± {pct(row['source_accuracy_std'])} | "
+            f"{pct(row['difference'], '+.2f')} | {_g(row['p_value'])} | {_g(row['p_holm'])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -270,3 +284,23 @@ def steering_paths(rs: RunSet, by: str = "arm") -> pd.DataFrame:
                 )
             )
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+# Settings that may differ between the runs of one arm: the seed, and where and how a run is kept.
+SEED_AND_BOOKKEEPING = ("run.", "wandb.")
+
+
+def mixed_arms(rs: RunSet, by: str = "arm") -> dict[str, dict[str, list]]:
+    """Arms whose runs differ in a setting besides the seed and bookkeeping (``run.*``,
+    ``wandb.*``): {arm: {key: the values}}, over the flattened config's dotted columns. The arm
+    label names only the method and its variant, so runs of another length or learning rate
+    (another sweep under the same root) would otherwise be averaged as if they were seeds."""
+    settings = [c for c in map(str, rs.runs.columns) if "." in c and "/" not in c]
+    settings = [c for c in settings if not c.startswith(SEED_AND_BOOKKEEPING)]
+    mixed: dict[str, dict[str, list]] = {}
+    for arm, runs in rs.runs.groupby(rs.runs[by].astype(str)):
+        for key in settings:
+            values = runs[key].map(lambda v: repr(v) if isinstance(v, (list, dict)) else v).dropna().unique()
+            if len(values) > 1:  # a key missing from older runs' configs is not a difference
+                mixed.setdefault(arm, {})[key] = sorted(map(str, values))
+    return mixed

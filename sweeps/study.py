@@ -87,7 +87,7 @@ def run(args) -> int:
     over all their runs, then the results folder: accuracy, claims and gradient-share tables,
     and the figures."""
     from adadim.analysis.report import AnalysisOptions, analyze, run_studies
-    from adadim.analysis.study_results import write_results
+    from adadim.analysis.study_results import mixed_arms, write_results
 
     from .local import LocalSweep
     from .spec import SweepError, load_sweep
@@ -122,15 +122,22 @@ def run(args) -> int:
     except (ValueError, OSError) as error:  # no usable runs, an unwritable --out
         print(f"adadim study: analysis: {error}", file=sys.stderr)
         return 2
+    for arm, keys in mixed_arms(result.runset).items():
+        differ = "; ".join(f"{k}: {', '.join(v)}" for k, v in list(keys.items())[:4])
+        print(f"adadim study: warning: the runs of arm {arm!r} differ beyond the seed ({differ})", file=sys.stderr)
     results = Path(args.results) if args.results else out / "results"
     raw = _raw_pixels(config, [o for o in args.overrides if o.startswith(("data.", "eval."))])
-    written = write_results(results, result.runset, result.tables.get("claims"), raw)
-    _copy_figures(out / "figures", results, ALL_FIGURES)
-    if method_result is not None:
-        _copy_figures(out / sweeps[0].name / "figures", results, METHOD_FIGURES)
-    if args.readme:
-        replaced = update_readme(Path(args.readme), [p for p in written if p.suffix == ".md"])
-        print(f"study: {args.readme}: replaced the blocks of {', '.join(replaced) or 'no table'}")
+    try:
+        written = write_results(results, result.runset, result.tables.get("claims"), raw)
+        _copy_figures(out / "figures", results, ALL_FIGURES)
+        if method_result is not None:
+            _copy_figures(out / sweeps[0].name / "figures", results, METHOD_FIGURES)
+        if args.readme:
+            replaced = update_readme(Path(args.readme), [p for p in written if p.suffix == ".md"])
+            print(f"study: {args.readme}: replaced the blocks of {', '.join(replaced) or 'no table'}")
+    except OSError as error:  # an unwritable --results or --readme
+        print(f"adadim study: results: {error}", file=sys.stderr)
+        return 2
     print(
         f"study: {len(result.runset)} runs analysed in {time.perf_counter() - started:.0f} s -> "
         f"{out}/report.html; README tables: {', '.join(str(p) for p in written)}"

@@ -308,6 +308,7 @@ def test_the_trainer_refuses_a_bad_target_run_with_a_config_error(tmp_path):
         (["steer.direction=up"], "steer.direction must be one of 1, -1, auto"),
         (["steer.identify_steps=0"], "steer.identify_steps must be >= 1"),
         (["steer.smooth=0"], "steer.smooth must be >= 1"),
+        (["steer.direction=auto", "steer.alpha_init=0", "steer.alpha_min=0"], "direction=auto needs steer.alpha_min <"),
         (["method=steer", "dynamics.source=batch"], "method=steer needs dynamics.source=probe"),
         (["method=steer", "dynamics.every=0"], "method=steer needs dynamics.every >= 1"),
         (["method=steer", "dynamics.metrics=[entropy]"], "method=steer needs 'mutual_information'"),

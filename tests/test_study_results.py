@@ -200,3 +200,25 @@ def test_write_results_draws_the_steering_figure_with_setpoints_and_source_runs(
     assert (paths.loc[paths["role"] == "steered", "setpoint"] == 2.0).all()
     written = write_results(tmp_path / "results", rs, None, None)
     assert (tmp_path / "results" / "steering.md") in written and (tmp_path / "results" / "steering.png").is_file()
+
+
+def test_mixed_arms_names_settings_that_differ_beyond_the_seed(tmp_path):
+    from adadim.analysis.study_results import mixed_arms
+
+    for k, (epochs, seed) in enumerate([(100, 0), (100, 1), (450, 0)]):
+        config = {"method": "vicreg", "optim": {"epochs": epochs}, "run": {"seed": seed, "id": f"v{k}"}}
+        write_run(tmp_path, f"v{k}", planted_rows(10, constant(1.0), constant(0.5)), {}, config)
+    rs = load_runs(tmp_path, progress=False, cache_dir=None)
+    assert mixed_arms(rs) == {"vicreg": {"optim.epochs": ["100", "450"]}}  # run.seed and run.id may differ
+    assert mixed_arms(rs.select(["v0", "v1"])) == {}
+
+
+def test_an_all_nan_steer_error_gives_no_tracking_rows_rather_than_an_error(tmp_path):
+    from adadim.analysis.study_results import tracking_errors, write_results
+
+    config = {"method": "steer", "run": {"seed": 0}}
+    rows = planted_rows(10, constant(1.0), constant(0.5), extra=lambda s, t: {"steer/error": None})
+    write_run(tmp_path / "runs", "s0", rows, {"final/lowlabel_top1": 0.9}, config)
+    rs = load_runs(tmp_path / "runs", progress=False, cache_dir=None)
+    assert tracking_errors(rs).empty
+    write_results(tmp_path / "out", rs, None, None)  # the steering table is left out, nothing raises

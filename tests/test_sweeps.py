@@ -26,6 +26,9 @@ BUNDLED = [
     "study-digits-mi",
     "study-digits-balance",
     "study-cifar10",
+    "study-cifar10-alpha",
+    "study-cifar10-mi",
+    "study-cifar10-balance",
     "study-digits-length",
     "steer-digits",
 ]

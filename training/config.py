@@ -465,6 +465,14 @@ def _validate_steer(cfg: DictConfig) -> None:
     )
     _require(steer.identify_steps >= 1, f"steer.identify_steps must be >= 1, got {steer.identify_steps}")
     _require(0 < steer.identify_delta <= 0.5, f"steer.identify_delta must be in (0, 0.5], got {steer.identify_delta}")
+    if steer.direction == "auto":
+        # Both probe levels must differ from alpha_init, or one level's samples are lost and the
+        # sign falls back to +1 without evidence.
+        _require(
+            steer.alpha_min < steer.alpha_init < steer.alpha_max,
+            "steer.direction=auto needs steer.alpha_min < steer.alpha_init < steer.alpha_max (it probes alpha "
+            f"above and below alpha_init), got {steer.alpha_min}, {steer.alpha_init}, {steer.alpha_max}",
+        )
     if cfg.method == "steer":
         dynamics = cfg.dynamics
         _require(dynamics.every >= 1, "method=steer needs dynamics.every >= 1: alpha is set at each measurement")

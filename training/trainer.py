@@ -7,9 +7,9 @@ AdaDim objective (training/losses/adadim.py) is back-propagated with the online 
 cross-entropy on the detached R (which never reaches the backbone). Every
 ``dynamics.every`` steps the monitor measures the fixed probe set (or, with
 ``dynamics.source=batch``, that step's own batch) and the gradient shares of the loss terms
-are measured on the step's Z; on the probe set the monitor runs before the loss, so that
-method=steer can set that step's α from the ratio it measured. At the end the evaluation
-protocol scores the frozen backbone.
+are measured on the step's Z; for method=steer the probe-set monitor runs before the loss, so
+that it can set that step's α from the ratio it measured. At the end the evaluation protocol
+scores the frozen backbone.
 Only rank 0 (``master_process``) logs.
 
 The host waits for the device only at log steps: the non-finite check is a device-side flag
@@ -443,9 +443,11 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
     if probe_views is not None:
         _require_finite(run, *probe_views, step)
     measured = {}
-    if plan.measure and cfg.dynamics.source == "probe":
-        # The probe views are of the weights before this update; method=steer sets this step's α
-        # from the ratio measured on them.
+    # method=steer sets this step's α from the ratio measured on the probe views (the weights
+    # before this update), so it measures before the forward pass; every other method measures
+    # after the update is queued, so that on a GPU the read-back does not stall the step.
+    steer_now = plan.measure and cfg.dynamics.source == "probe" and cfg.method == "steer"
+    if steer_now:
         started = time.perf_counter()
         measured = _dynamics(run, *probe_views, step)
         run.measure_seconds += time.perf_counter() - started
@@ -483,6 +485,10 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
 
     if not plan.log:
         return row, terms.loss
+    if plan.measure and cfg.dynamics.source == "probe" and not steer_now:
+        started = time.perf_counter()
+        measured = _dynamics(run, *probe_views, step)
+        run.measure_seconds += time.perf_counter() - started
     row.update(measured)
     if plan.measure and cfg.dynamics.source == "batch":
         started = time.perf_counter()
