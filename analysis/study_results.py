@@ -23,6 +23,7 @@ import pandas as pd
 
 from . import plots
 from .runset import RunSet
+from .studies import metric_history
 
 SCORES = (
     ("linear_top1", "full linear probe"),
@@ -182,17 +183,22 @@ ACCURACY = "final/lowlabel_top1"
 def tracking_errors(rs: RunSet, after: float = 0.3) -> pd.Series:
     """Per steered run: the median |relative error| of its control steps after ``after`` of
     training (the last 70% by default), the controller's own ``steer/error``."""
-    history = rs.history
-    if STEER_ERROR not in history:
+    if STEER_ERROR not in rs.history:
         raise KeyError(f"the history has no {STEER_ERROR!r}")
-    errors = pd.to_numeric(history[STEER_ERROR], errors="coerce")
-    rows = history.assign(**{STEER_ERROR: errors}).dropna(subset=[STEER_ERROR])
-    if rows.empty:  # every control step NaN (the ratio is NaN while I_excess <= 0)
+    try:
+        rows = metric_history(rs, STEER_ERROR)  # progress = step / the run's last step
+    except KeyError:  # every control step NaN (the ratio is NaN while I_excess <= 0)
         return pd.Series(dtype=float)
-    last = history.groupby("run_id")["trainer/step"].max()
-    progress = rows["trainer/step"] / rows["run_id"].map(last).clip(lower=1)
-    late = rows[progress >= after]
-    return late[STEER_ERROR].abs().groupby(late["run_id"]).median()
+    late = rows[rows["progress"] >= after]
+    return pd.to_numeric(late["value"]).abs().groupby(late["run_id"]).median()
+
+
+def _source_arm(runs: pd.DataFrame, steered: pd.DataFrame, by: str) -> str | None:
+    """The arm of the run that ``steered`` (the runs of one steered arm) followed, when loaded."""
+    if "steer.target_run" not in steered:
+        return None
+    target = Path(str(steered["steer.target_run"].iloc[0])).name
+    return str(runs.loc[target, by]) if target in runs.index else None
 
 
 def steering_table(rs: RunSet, accuracy: str = ACCURACY, by: str = "arm") -> pd.DataFrame:
@@ -208,8 +214,7 @@ def steering_table(rs: RunSet, accuracy: str = ACCURACY, by: str = "arm") -> pd.
     rows = []
     for arm in arm_order(steered[by].astype(str)):
         mine = steered[steered[by].astype(str) == arm]
-        target = Path(str(mine["steer.target_run"].iloc[0])).name if "steer.target_run" in mine else ""
-        source_arm = str(runs.loc[target, by]) if target in runs.index else None
+        source_arm = _source_arm(runs, mine, by)
         source = runs[runs[by].astype(str) == source_arm] if source_arm else runs.iloc[0:0]
         a, b = pd.to_numeric(mine[accuracy]), pd.to_numeric(source[accuracy]) if len(source) else pd.Series([])
         test = stats.ttest_ind(a, b, equal_var=False) if len(a) >= 2 and len(b) >= 2 else None
@@ -266,8 +271,8 @@ def steering_paths(rs: RunSet, by: str = "arm") -> pd.DataFrame:
     steered = runs[runs["method"] == "steer"]
     for arm in arm_order(steered[by].astype(str)):
         mine = steered[steered[by].astype(str) == arm]
-        target = Path(str(mine["steer.target_run"].iloc[0])).name if "steer.target_run" in mine else ""
-        source_ids = runs.index[runs[by].astype(str) == str(runs.loc[target, by])] if target in runs.index else []
+        source_arm = _source_arm(runs, mine, by)
+        source_ids = runs.index[runs[by].astype(str) == source_arm] if source_arm else []
         for role, ids in (("steered", mine.index), ("source", source_ids)):
             rows = measured[measured["run_id"].isin(ids)]
             parts.append(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -391,20 +392,28 @@ def page_file(study, tmp_path_factory):
     return build_dashboard(study, tmp_path_factory.mktemp("page") / "dashboard.html").path
 
 
-@pytest.fixture
-def page(browser, page_file):
-    context = browser.new_context(viewport={"width": 1500, "height": 1000}, offline=True)
+@contextlib.contextmanager
+def open_page(browser, path: Path, width: int = 1500, height: int = 1000):
+    """The page, offline, once it says it is ready; page errors, console errors and failed
+    requests are collected in ``tab.errors`` and must be none when the block ends."""
+    context = browser.new_context(viewport={"width": width, "height": height}, offline=True)
     tab = context.new_page()
     errors = []
     tab.on("pageerror", lambda e: errors.append(f"page error: {e}"))
     tab.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     tab.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
-    tab.goto(page_file.as_uri())
+    tab.goto(path.as_uri())
     tab.wait_for_selector("body[data-ready='1']", timeout=30_000)
     tab.errors = errors
     yield tab
     assert errors == []
     context.close()
+
+
+@pytest.fixture
+def page(browser, page_file):
+    with open_page(browser, page_file) as tab:
+        yield tab
 
 
 TRACES = """() => {
@@ -521,15 +530,8 @@ def test_a_page_with_no_dynamics_and_no_scores_still_opens(browser, tmp_path):
     rows = [{"trainer/step": s, "train/loss": 1 / (s + 1)} for s in range(50)]
     write_run(tmp_path / "runs", "bare", rows, config={"method": "vicreg"})
     path = build_dashboard(load_runs(tmp_path / "runs", progress=False, cache_dir=None), tmp_path / "d.html").path
-    context = browser.new_context(offline=True)
-    tab = context.new_page()
-    errors = []
-    tab.on("pageerror", lambda e: errors.append(str(e)))
-    tab.goto(path.as_uri())
-    tab.wait_for_selector("body[data-ready='1']", timeout=30_000)
-    assert tab.evaluate(TRACES) == {"train/loss": [{"run": "bare", "group": "vicreg", "kind": "run"}]}
-    assert errors == []
-    context.close()
+    with open_page(browser, path, 1280, 720) as tab:  # Playwright's default viewport
+        assert tab.evaluate(TRACES) == {"train/loss": [{"run": "bare", "group": "vicreg", "kind": "run"}]}
 
 
 @pytest.mark.slow
@@ -557,23 +559,16 @@ def test_many_runs_are_thinned_on_screen_and_hidden_plots_wait_for_scrolling(bro
         index=pd.Index([f"r{k}" for k in range(n_runs)], name="run_id"),
     )
     path = build_dashboard(RunSet(runs, history.reset_index(drop=True)), tmp_path / "many.html").path
-    context = browser.new_context(viewport={"width": 1200, "height": 500}, offline=True)
-    tab = context.new_page()
-    errors = []
-    tab.on("pageerror", lambda e: errors.append(str(e)))
-    tab.goto(path.as_uri())
-    tab.wait_for_selector("body[data-ready='1']", timeout=30_000)
-    lengths = tab.evaluate(
-        "document.querySelector('.panel .plot').data.filter(t => t.meta.kind === 'run').map(t => t.x.length)"
-    )
-    assert len(lengths) == n_runs and max(lengths) <= 20000 // n_runs < steps
-    assert "thinned to at most 333 points" in tab.inner_text("#draw-note")
-    assert tab.evaluate("document.getElementById('scatter').data") is None  # below the fold: not drawn yet
-    tab.locator("#scatter").scroll_into_view_if_needed()
-    tab.wait_for_function("document.getElementById('scatter').data !== undefined", timeout=10_000)
-    assert sorted(tab.evaluate("document.getElementById('scatter').data.map(t => t.x.length)")) == [30, 30]
-    assert errors == []
-    context.close()
+    with open_page(browser, path, 1200, 500) as tab:
+        lengths = tab.evaluate(
+            "document.querySelector('.panel .plot').data.filter(t => t.meta.kind === 'run').map(t => t.x.length)"
+        )
+        assert len(lengths) == n_runs and max(lengths) <= 20000 // n_runs < steps
+        assert "thinned to at most 333 points" in tab.inner_text("#draw-note")
+        assert tab.evaluate("document.getElementById('scatter').data") is None  # below the fold: not drawn yet
+        tab.locator("#scatter").scroll_into_view_if_needed()
+        tab.wait_for_function("document.getElementById('scatter').data !== undefined", timeout=10_000)
+        assert sorted(tab.evaluate("document.getElementById('scatter').data.map(t => t.x.length)")) == [30, 30]
 
 
 def test_screenshot_is_not_blank(page):
@@ -602,20 +597,14 @@ def test_the_steer_setpoint_is_drawn_dashed_over_the_ratio_of_steered_runs(brows
     write_run(root, "steer-s0", rows, {"final/lowlabel_top1": 0.8, "final/linear_top1": 0.9}, config)
     rs = load_runs(root, progress=False, cache_dir=None)
     path = build_dashboard(rs, tmp_path / "dashboard.html").path
-    context = browser.new_context(viewport={"width": 1500, "height": 1000}, offline=True)
-    tab = context.new_page()
-    errors = []
-    tab.on("pageerror", lambda e: errors.append(str(e)))
-    tab.goto(path.as_uri())
-    tab.wait_for_selector("body[data-ready='1']", timeout=30_000)
-    assert tab.evaluate("window.adadim.data.overlays") == {"steer/setpoint": "dynamics/ratio_H_I"}
-    traces = tab.evaluate(TRACES)
-    assert _runs_of(traces["dynamics/ratio_H_I"], "overlay") == ["steer-s0"]  # the other runs have no setpoint
-    assert _runs_of(traces["dynamics/H_R"], "overlay") == []
-    dashed = tab.evaluate(
-        "Array.from(document.querySelectorAll('.panel')).find(p => p.dataset.key === 'dynamics/ratio_H_I')"
-        ".querySelector('.js-plotly-plot').data.filter(t => t.meta.kind === 'overlay').map(t => [t.line.dash, t.y[0]])"
-    )
-    assert dashed and all(d == "dash" and y == pytest.approx(2.5) for d, y in dashed)
-    assert errors == []
-    context.close()
+    with open_page(browser, path) as tab:
+        assert tab.evaluate("window.adadim.data.overlays") == {"steer/setpoint": "dynamics/ratio_H_I"}
+        traces = tab.evaluate(TRACES)
+        assert _runs_of(traces["dynamics/ratio_H_I"], "overlay") == ["steer-s0"]  # the other runs have no setpoint
+        assert _runs_of(traces["dynamics/H_R"], "overlay") == []
+        dashed = tab.evaluate(
+            "Array.from(document.querySelectorAll('.panel')).find(p => p.dataset.key === 'dynamics/ratio_H_I')"
+            ".querySelector('.js-plotly-plot').data.filter(t => t.meta.kind === 'overlay')"
+            ".map(t => [t.line.dash, t.y[0]])"
+        )
+        assert dashed and all(d == "dash" and y == pytest.approx(2.5) for d, y in dashed)

@@ -1,9 +1,7 @@
 import json
-import os
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from adadim.sweeps.console import main
 from adadim.sweeps.local import LocalSweep
 from adadim.sweeps.spec import SweepError, format_value, grid_trials, load_sweep, random_trials
 from adadim.training.config import load_config
-from trainer_helpers import REPO, env, history, history_rows, tiny_overrides, wait_for
+from trainer_helpers import CIFAR_JPEG, REPO, cifar_jpeg_folder, env, history, history_rows, tiny_overrides, wait_for
 
 BUNDLED = [
     "baselines",
@@ -394,26 +392,12 @@ def test_probabilities_weight_a_random_search_and_are_refused_elsewhere(tmp_path
         load_sweep(_sweep_file(tmp_path, weights, method="grid", name="weighted-grid"))
 
 
-CIFAR_TEST = Path(os.environ.get("ADADIM_CIFAR10_JPEG", REPO.parent / "shared/data/cifar10-jpeg")) / "test.tar.gz"
-
-
-@pytest.mark.skipif(not CIFAR_TEST.is_file(), reason=f"no CIFAR-10 JPEG archive at {CIFAR_TEST}")
+@pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason=f"no CIFAR-10 JPEG archive at {CIFAR_JPEG}")
 def test_the_cifar10_study_smoke_on_a_jpeg_subset(tmp_path):
     """study-cifar10.yaml as shipped (its command picks the cifar10-resnet18 config), cut to two
     methods and one seed, on 20 JPEGs per class: the config, the ResNet-18, the image-folder
     path and the study's analysis and results all run."""
-    root = tmp_path / "cifar10-jpeg"
-    counts: dict = {}
-    with tarfile.open(CIFAR_TEST) as archive:
-        for member in archive:
-            parts = Path(member.name).parts
-            if not member.isfile() or len(parts) != 3:
-                continue
-            n = counts[parts[1]] = counts.get(parts[1], 0) + 1
-            if n <= 20:
-                target = root / ("train" if n <= 12 else "val") / parts[1] / parts[2]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.extractfile(member).read())
+    root = cifar_jpeg_folder(tmp_path / "cifar10-jpeg", 12, 8)
     spec = yaml.safe_load((REPO / "sweeps" / "study-cifar10.yaml").read_text())
     spec["name"] = "cifar-smoke"
     spec["parameters"]["method"] = {"values": ["vicreg", "adadim"]}

@@ -1,10 +1,7 @@
 import math
-import os
 import signal
 import subprocess
-import tarfile
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,8 +13,10 @@ from adadim.training.checkpoint import checkpoints, load_latest
 from adadim.training.config import load_config
 from adadim.training.trainer import train
 from trainer_helpers import (
+    CIFAR_JPEG,
     REPO,
     TIMING_KEYS,
+    cifar_jpeg_folder,
     cli,
     env,
     free_port,
@@ -311,27 +310,9 @@ def test_ddp_two_cpu_processes_on_gloo(tmp_path):
     assert batch and '"state": "finished"' in (tmp_path / "ddp" / "summary.json").read_text()
 
 
-# A CIFAR-10 JPEG archive (test.tar.gz holding test/<class>/*.jpg): ADADIM_CIFAR10_JPEG, or the
-# data folder the development machines keep beside the checkout.
-CIFAR_JPEG = Path(os.environ.get("ADADIM_CIFAR10_JPEG", REPO.parent / "shared/data/cifar10-jpeg")) / "test.tar.gz"
-
-
 @pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason=f"no CIFAR-10 JPEG archive at {CIFAR_JPEG}")
 def test_imagefolder_on_real_cifar10_jpegs(tmp_path):
-    root = tmp_path / "cifar10-jpeg"
-    counts: dict = {}
-    with tarfile.open(CIFAR_JPEG) as archive:
-        for member in archive:
-            parts = Path(member.name).parts
-            if not member.isfile() or len(parts) != 3:
-                continue
-            n = counts[parts[1]] = counts.get(parts[1], 0) + 1
-            if n > 30:
-                continue
-            split = "train" if n <= 20 else "val"
-            target = root / split / parts[1] / parts[2]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.extractfile(member).read())
+    root = cifar_jpeg_folder(tmp_path / "cifar10-jpeg", 20, 10)
     overrides = tiny_overrides(
         tmp_path,
         "folder",

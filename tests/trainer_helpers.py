@@ -86,3 +86,26 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.01) -> No
 
 def history_rows(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.is_file() else 0
+
+
+# A CIFAR-10 JPEG archive (test.tar.gz holding test/<class>/*.jpg): ADADIM_CIFAR10_JPEG, or the
+# data folder the development machines keep beside the checkout.
+CIFAR_JPEG = Path(os.environ.get("ADADIM_CIFAR10_JPEG", REPO.parent / "shared/data/cifar10-jpeg")) / "test.tar.gz"
+
+
+def cifar_jpeg_folder(root: Path, n_train: int, n_val: int) -> Path:
+    """An image folder of the archive's first n_train (train/) and next n_val (val/) JPEGs per class."""
+    import tarfile
+
+    counts: dict = {}
+    with tarfile.open(CIFAR_JPEG) as archive:
+        for member in archive:
+            parts = Path(member.name).parts
+            if not member.isfile() or len(parts) != 3:
+                continue
+            n = counts[parts[1]] = counts.get(parts[1], 0) + 1
+            if n <= n_train + n_val:
+                target = root / ("train" if n <= n_train else "val") / parts[1] / parts[2]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.extractfile(member).read())
+    return root

@@ -410,13 +410,17 @@ def _require_finite(run: Run, r_views, z_views, step: int) -> None:
 
 
 def _dynamics(run: Run, r_views, z_views, step: int) -> dict:
+    """The monitor's measurement of these views, its time counted in ``run.measure_seconds``."""
+    started = time.perf_counter()
     _require_finite(run, r_views, z_views, step)
     if run.cfg.dynamics.kernel == "gaussian" and run.sigmas is None:
         # One Gaussian width per run, fixed at the first measurement (on the probe set).
         widths = run.monitor.calibrate(r_views, z_views)
         run.sigmas = (widths["sigma_r"], widths["sigma_z"])
         run.logger.set_summary({"dynamics/sigma_R": run.sigmas[0], "dynamics/sigma_Z": run.sigmas[1]})
-    return run.monitor(r_views, z_views)
+    measured = run.monitor(r_views, z_views)
+    run.measure_seconds += time.perf_counter() - started
+    return measured
 
 
 def train_step(run: Run, batch, step: int, plan: StepPlan):
@@ -448,9 +452,7 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
     # after the update is queued, so that on a GPU the read-back does not stall the step.
     steer_now = plan.measure and cfg.dynamics.source == "probe" and cfg.method == "steer"
     if steer_now:
-        started = time.perf_counter()
         measured = _dynamics(run, *probe_views, step)
-        run.measure_seconds += time.perf_counter() - started
     with run.autocast:
         (r1, r2), (z1, z2), logits = model(x1, x2)
     z1, z2 = z1.float(), z2.float()
@@ -486,14 +488,10 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
     if not plan.log:
         return row, terms.loss
     if plan.measure and cfg.dynamics.source == "probe" and not steer_now:
-        started = time.perf_counter()
         measured = _dynamics(run, *probe_views, step)
-        run.measure_seconds += time.perf_counter() - started
     row.update(measured)
     if plan.measure and cfg.dynamics.source == "batch":
-        started = time.perf_counter()
         row.update(_dynamics(run, (r1.detach(), r2.detach()), (z1.detach(), z2.detach()), step))
-        run.measure_seconds += time.perf_counter() - started
     if ratio is not None:
         row.update(run.controller.steering.logged())
     zero = torch.zeros((), device=device)
