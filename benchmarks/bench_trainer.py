@@ -28,7 +28,7 @@ from adadim.training.config import load_config
 from adadim.training.controller import WeightController
 from adadim.training.data import GlobalBatchSampler, build_augmenter, load_splits, train_loader, training_dataset
 from adadim.training.losses import nt_xent_loss, vicreg_loss
-from adadim.training.models import SSLModel, build_backbone
+from adadim.training.models import SSLModel, build_backbone, channels_last
 from adadim.training.optim import apply_schedule, build_optimizer, schedule_fraction
 from adadim.training.runtime import HostReads
 from adadim.training.trainer import plan_step, setup, train, train_step
@@ -39,7 +39,7 @@ def bare_loop(cfg) -> float:
     splits = load_splits(cfg.data)
     model = SSLModel(
         build_backbone(cfg.model.backbone, splits.in_channels, cfg.model.width), list(cfg.model.projector), 10
-    )
+    ).to(memory_format=torch.channels_last)  # the trainer's layout: this compares overheads, not layouts
     batch = cfg.data.batch_size
     sampler = GlobalBatchSampler(len(splits.ssl_train), batch, cfg.run.seed)
     # The same data path as the trainer: un-augmented batches, views drawn on the device.
@@ -56,7 +56,7 @@ def bare_loop(cfg) -> float:
     for epoch in range(cfg.optim.epochs):
         sampler.set_epoch(epoch)
         for x, labels in loader:
-            x1, x2 = augmenter.views(x, step)
+            x1, x2 = (channels_last(v) for v in augmenter.views(x, step))
             apply_schedule(optimizer, schedule_fraction(step, total, warmup, 0.0))
             _, (z1, z2), logits = model(x1, x2)
             weights = controller.step(step, z1.detach() if controller.needs_embedding(step) else None)

@@ -332,3 +332,22 @@ def test_unknown_config_file_and_malformed_override_are_refused(tmp_path, capsys
     assert "config file 'no-such-config' not found" in capsys.readouterr().err
     assert main(["train", "optim.lr"]) == 2
     assert "not of the form key=value" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_model_runs_channels_last_and_the_optimizer_is_fused_on_the_cpu(tmp_path, optimizer):
+    from adadim.training.trainer import plan_step, setup, train_step
+
+    run = setup(load_config(None, tiny_overrides(tmp_path, optimizer, **{"optim.name": optimizer})))
+    try:
+        convs = [m for m in run.model.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+        assert all(group["fused"] for group in run.optimizer.param_groups)
+        batch = next(iter(run.loader))
+        before = [p.detach().clone() for p in run.model.parameters()]
+        train_step(run, batch, 0, plan_step(run, 0, False))
+        after = list(run.model.parameters())
+        assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))  # the fused step updates
+        assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
+    finally:
+        run.logger.finish("finished")

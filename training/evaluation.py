@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .models import channels_last
+
 
 @torch.no_grad()
 def extract_features(
@@ -35,7 +37,7 @@ def extract_features(
     backbone.eval()
     features, labels = [], []
     for images, targets in loader:
-        features.append(backbone(images.to(device, non_blocking=True)).float().flatten(1).cpu())
+        features.append(backbone(channels_last(images.to(device, non_blocking=True))).float().flatten(1).cpu())
         labels.append(torch.as_tensor(targets))
     backbone.train(was_training)
     return torch.cat(features), torch.cat(labels)

@@ -14,6 +14,11 @@ import torch
 from torch import nn
 
 
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """Image batches in the layout the models run in (4-d tensors only; others pass through)."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 def _conv_block(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 

@@ -18,6 +18,7 @@ import torch
 from adadim.dynamics import DynamicsMonitor, MonitorSettings
 
 from .data import TwoViews, build_augmenter, training_dataset, two_view_transform
+from .models import channels_last
 
 # Probe sizes by dataset when dynamics.probe_size is not set: large enough for stable spectra
 # (N >= D_Z of the default projectors where memory allows), small enough to cost little.
@@ -72,9 +73,7 @@ class ProbeSet:
             for start in range(0, self.size, chunk):
                 x1 = self.view1[start : start + chunk].to(device, non_blocking=True)
                 x2 = self.view2[start : start + chunk].to(device, non_blocking=True)
-                if device.type == "cuda":
-                    x1 = x1.contiguous(memory_format=torch.channels_last)
-                    x2 = x2.contiguous(memory_format=torch.channels_last)
+                x1, x2 = channels_last(x1), channels_last(x2)
                 with autocast if autocast is not None else torch.autocast(device.type, enabled=False):
                     (a1, a2), (b1, b2), _ = model(x1, x2)
                 r1.append(a1.float())
