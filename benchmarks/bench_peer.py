@@ -19,7 +19,7 @@ img/s counts the images trained per second of each training loop.
 
 lightly is an optional dependency: ``pip install 'adadim[bench]'``.
 
-    python benchmarks/bench_peer.py [--budget 111] [--seed 0]
+    python benchmarks/bench_peer.py [--budget 120] [--seed 0]
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def report(rows: dict[str, dict], budget: float, epochs: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=111.0, help="training seconds for each system")
+    parser.add_argument("--budget", type=float, default=120.0, help="training seconds for each system")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("overrides", nargs="*", help="key=value overrides for our trainer (digits config)")
     args = parser.parse_args()

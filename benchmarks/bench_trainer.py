@@ -8,9 +8,12 @@ dynamics cadence and with dynamics every step. Per-epoch evaluation and the fina
 off in all three, since the bare loop has none; the evaluation's own cost is reported apart.
 
 Throughput is samples per second over all steps but the first (warm-up), best of
-``--repeats`` runs, all in this one process.
+``--repeats`` runs, all in this one process. Each repeat runs the three loops back to back, so
+the repeat's own ratios (trainer / bare of that repeat) see the same machine state; their
+median is printed beside the ratio of the bests, since on a shared CPU the speed drifts by a
+few percent between runs.
 
-    python benchmarks/bench_trainer.py [--epochs 20] [--repeats 2]
+    python benchmarks/bench_trainer.py [--epochs 60] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -111,8 +115,8 @@ def host_reads_per_quiet_step(overrides: list[str], root: Path, steps: int = 30)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     common = [
         f"optim.epochs={args.epochs}",
@@ -140,10 +144,12 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads, digits config, {args.epochs} epochs, best of {args.repeats}")
     bare = max(results["bare loop"])
-    print(f"{'loop':<42} {'samples/s':>10} {'ratio to bare':>14}")
+    print(f"{'loop':<42} {'samples/s':>10} {'ratio to bare':>14} {'paired ratios: median [min, max]':>33}")
     for name, values in results.items():
         best = max(values)
-        print(f"{name:<42} {best:>10.0f} {best / bare:>14.3f}")
+        paired = [v / b for v, b in zip(values, results["bare loop"], strict=True)]
+        spread = f"{statistics.median(paired):.3f} [{min(paired):.3f}, {max(paired):.3f}]"
+        print(f"{name:<42} {best:>10.0f} {best / bare:>14.3f} {spread:>33}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"host reads per non-logging step ({device}, {quiet} steps, run.log_every=10): {per_step:.1f}")
 
