@@ -351,3 +351,16 @@ def test_model_runs_channels_last_and_the_optimizer_is_fused_on_the_cpu(tmp_path
         assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
     finally:
         run.logger.finish("finished")
+        if run.lock is not None:
+            run.lock.release()
+
+
+def test_channels_last_converts_image_batches_and_passes_other_tensors_through():
+    from adadim.training.models import channels_last
+
+    images = torch.randn(4, 3, 5, 6)
+    converted = channels_last(images)
+    assert not images.is_contiguous(memory_format=torch.channels_last)
+    assert converted.is_contiguous(memory_format=torch.channels_last) and torch.equal(converted, images)
+    features = torch.randn(4, 7)
+    assert channels_last(features) is features

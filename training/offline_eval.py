@@ -62,7 +62,8 @@ def trained_backbone(run_dir: Path, overrides: list[str] | None = None):
     except (RuntimeError, TypeError, AttributeError) as error:  # shapes or names of another model
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"checkpoint {path} does not fit the model in {run_dir}/config.yaml: {first}") from None
-    return cfg, model.backbone, int(state["step"])
+    # The trainer's layout: the same oneDNN kernels, so the same features as its final evaluation.
+    return cfg, model.backbone.to(memory_format=torch.channels_last), int(state["step"])
 
 
 def _json_target(path: str) -> Path:
