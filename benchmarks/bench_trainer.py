@@ -64,7 +64,8 @@ def bare_loop(cfg) -> float:
             apply_schedule(optimizer, schedule_fraction(step, total, warmup, 0.0))
             _, (z1, z2), logits = model(x1, x2)
             weights = controller.step(step, z1.detach() if controller.needs_embedding(step) else None)
-            loss = (1 - weights.alpha) * vicreg_loss(z1, z2).loss + weights.alpha * nt_xent_loss(z1, z2, 0.2)
+            nt_xent = nt_xent_loss(z1, z2, cfg.loss.temperature)
+            loss = (1 - weights.alpha) * vicreg_loss(z1, z2).loss + weights.alpha * nt_xent
             optimizer.zero_grad(set_to_none=True)
             (loss + F.cross_entropy(logits, labels)).backward()
             optimizer.step()

@@ -97,6 +97,25 @@ def test_validation_split_is_disjoint_from_train_and_test(name):
     assert {splits.val[i][1] for i in range(len(splits.val))} == set(range(splits.num_classes))
 
 
+def test_val_seed_redraws_the_validation_images_and_leaves_the_test_split_alone():
+    def split_rows(*overrides):
+        splits = load_splits(load_config(None, list(overrides)).data)
+        return [
+            {dataset[i][0].numpy().tobytes() for i in range(len(dataset))}
+            for dataset in (splits.labeled_train, splits.val, splits.test)
+        ]
+
+    train0, val0, test0 = split_rows()
+    assert split_rows("data.val_seed=0") == [train0, val0, test0]  # null means split_seed
+    train1, val1, test1 = split_rows("data.val_seed=1")
+    assert test1 == test0
+    assert val1 != val0 and len(val1) == len(val0)
+    assert train1 | val1 == train0 | val0  # the same training images, re-divided
+    assert not val1 & test1 and not val1 & train1
+    with pytest.raises(ValueError, match=r"data\.val_seed"):
+        load_config(None, ["data.val_seed=1.5"])
+
+
 def test_weighted_knn_uses_similarity_weights():
     train_x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     train_y = torch.tensor([0, 1, 1])

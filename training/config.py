@@ -80,6 +80,9 @@ class DataConfig:
     test_fraction: float = 0.25  # digits: stratified held-out test split
     split_seed: int = 0  # seed of the train/test (digits) and train/validation splits, independent of run.seed
     val_fraction: float = 0.1  # labelled training images held out for validation (0: none)
+    # seed of the train/validation split alone (null: split_seed); another value re-draws the
+    # validation images from the same training images and leaves the test split as it is
+    val_seed: int | None = None
     per_class_limit: int | None = None  # keep at most this many training images per class
     synthetic_samples: int = 512
     synthetic_classes: int = 4

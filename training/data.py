@@ -3,8 +3,10 @@
 - ``digits`` (default): scikit-learn's embedded 8×8 digits, no download, split into train
   and test by a stratified split seeded with ``data.split_seed`` (not the run seed).
 - Every dataset: ``data.val_fraction`` of the labelled training images is held out as a
-  stratified validation split (seeded by ``data.split_seed``), for choosing hyperparameters
-  without touching the test split.
+  stratified validation split (seeded by ``data.val_seed``, or ``data.split_seed`` when that is
+  null), for choosing hyperparameters without touching the test split. A different
+  ``data.val_seed`` re-draws the validation images from the same training images, so a search
+  can repeat its hold-out without moving any test image into it.
 - ``synthetic``: class prototypes plus noise, for tests.
 - ``cifar10``, ``cifar100``, ``stl10``: torchvision datasets under ``data.root``
   (``data.download=true`` lets torchvision fetch them). STL-10 trains SSL on
@@ -185,8 +187,9 @@ def _labels(dataset: Dataset) -> list[int]:
 
 
 def _hold_out_validation(splits: Splits, fraction: float, seed: int) -> Splits:
-    """Stratified validation split of the labelled training images, seeded by data.split_seed.
-    Where the SSL set is the labelled set, the validation images leave it too."""
+    """Stratified validation split of the labelled training images (seeded by data.val_seed,
+    else data.split_seed). Where the SSL set is the labelled set, the validation images leave it
+    too."""
     from sklearn.model_selection import train_test_split
 
     labels = _labels(splits.labeled_train)
@@ -216,7 +219,9 @@ def load_splits(cfg) -> Splits:
         ssl = limited if splits.ssl_train is splits.labeled_train else splits.ssl_train
         splits = replace(splits, ssl_train=ssl, labeled_train=limited)
     if cfg.val_fraction > 0:
-        splits = _hold_out_validation(splits, cfg.val_fraction, cfg.split_seed)
+        val_seed = getattr(cfg, "val_seed", None)
+        val_seed = cfg.split_seed if val_seed is None else val_seed
+        splits = _hold_out_validation(splits, cfg.val_fraction, val_seed)
     return splits
 
 
