@@ -80,6 +80,10 @@ def test_two_runs_with_different_seeds_are_scored_on_the_same_draws(tmp_path):
                 assert abs(value - round(value)) < 1e-6, (prefix + key, value)
 
 
+def image_bytes(dataset) -> set[bytes]:
+    return {dataset[i][0].numpy().tobytes() for i in range(len(dataset))}
+
+
 @pytest.mark.parametrize("name", ["digits", "synthetic"])
 def test_validation_split_is_disjoint_from_train_and_test(name):
     cfg = load_config(None, [f"data.name={name}"])
@@ -88,10 +92,7 @@ def test_validation_split_is_disjoint_from_train_and_test(name):
     assert not set(splits.val.indices) & set(splits.labeled_train.indices)
     assert splits.ssl_train is splits.labeled_train
 
-    def rows(dataset):
-        return {dataset[i][0].numpy().tobytes() for i in range(len(dataset))}
-
-    val, test, train_rows = rows(splits.val), rows(splits.test), rows(splits.labeled_train)
+    val, test, train_rows = image_bytes(splits.val), image_bytes(splits.test), image_bytes(splits.labeled_train)
     assert not val & test and not val & train_rows and not train_rows & test
     # Stratified: every class is in the validation split.
     assert {splits.val[i][1] for i in range(len(splits.val))} == set(range(splits.num_classes))
@@ -100,10 +101,7 @@ def test_validation_split_is_disjoint_from_train_and_test(name):
 def test_val_seed_redraws_the_validation_images_and_leaves_the_test_split_alone():
     def split_rows(*overrides):
         splits = load_splits(load_config(None, list(overrides)).data)
-        return [
-            {dataset[i][0].numpy().tobytes() for i in range(len(dataset))}
-            for dataset in (splits.labeled_train, splits.val, splits.test)
-        ]
+        return [image_bytes(dataset) for dataset in (splits.labeled_train, splits.val, splits.test)]
 
     train0, val0, test0 = split_rows()
     assert split_rows("data.val_seed=0") == [train0, val0, test0]  # null means split_seed

@@ -219,8 +219,7 @@ def load_splits(cfg) -> Splits:
         ssl = limited if splits.ssl_train is splits.labeled_train else splits.ssl_train
         splits = replace(splits, ssl_train=ssl, labeled_train=limited)
     if cfg.val_fraction > 0:
-        val_seed = getattr(cfg, "val_seed", None)
-        val_seed = cfg.split_seed if val_seed is None else val_seed
+        val_seed = cfg.split_seed if cfg.val_seed is None else cfg.val_seed
         splits = _hold_out_validation(splits, cfg.val_fraction, val_seed)
     return splits
 
