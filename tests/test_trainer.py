@@ -92,6 +92,30 @@ def test_same_seed_same_history_on_cpu(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("cadence", [0, 5])
+def test_the_measurement_cadence_does_not_change_training(tmp_path, cadence):
+    """The instrument must not perturb what it measures: the same run measured every 2 steps,
+    every 5, or never (alpha still read from the probe set every 3 steps) takes the same steps,
+    bit for bit. So a default cadence can change without retraining the recipe behind it."""
+    runs = {}
+    for every in (2, cadence):
+        run_id = f"every-{every}"
+        overrides = tiny_overrides(tmp_path, run_id, **{"optim.epochs": 2, "dynamics.every": every})
+        assert train(load_config(None, overrides))["state"] == "finished"
+        rows = history(tmp_path / run_id)
+        final = load_latest(tmp_path / run_id / "checkpoints")[1]
+        runs[every] = (rows, final)
+    (dense_rows, dense), (sparse_rows, sparse) = runs[2], runs[cadence]
+    assert any("dynamics/H_R" in r for r in dense_rows)
+    assert sum("dynamics/H_R" in r for r in sparse_rows) < sum("dynamics/H_R" in r for r in dense_rows)
+    keys = ("train/loss", "train/loss_vicreg", "train/loss_nt_xent", "adadim/alpha")
+    assert [[r[k] for k in keys] for r in dense_rows] == [[r[k] for k in keys] for r in sparse_rows]
+    assert dense["step"] == sparse["step"]
+    for name, tensor in dense["model"].items():
+        assert torch.equal(tensor, sparse["model"][name]), name
+    assert dense["controller"] == sparse["controller"]
+
+
 def _strip(rows):
     return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
 
