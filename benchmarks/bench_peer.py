@@ -15,7 +15,8 @@ In one process, on one device:
 Both frozen backbones (the plain loop's with its input standardization in front) are then
 scored by our evaluation protocol (``adadim.training.evaluation.evaluate_splits`` with the
 config's ``eval`` section, on the test split), and so are the raw pixels, as the floor.
-img/s counts the images trained per second of each training loop.
+img/s counts the images trained per second of each training loop. Both systems run with the
+trainer's heap setting (``run.retain_freed_memory``), set once for the process.
 
 lightly is an optional dependency: ``pip install 'adadim[bench]'``.
 
@@ -37,6 +38,7 @@ from adadim.training.config import load_config
 from adadim.training.data import evaluation_loaders, load_splits
 from adadim.training.evaluation import evaluate_splits, extract_features
 from adadim.training.models import build_backbone, projector
+from adadim.training.runtime import retain_freed_memory
 from adadim.training.trainer import train
 from torch import nn
 
@@ -167,6 +169,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("overrides", nargs="*", help="key=value overrides for our trainer (digits config)")
     args = parser.parse_args()
+    # The trainer's process setting (run.retain_freed_memory), for both systems alike.
+    retain_freed_memory()
     if args.budget <= 0:
         parser.error("--budget must be > 0")
     loss_class = require_lightly()

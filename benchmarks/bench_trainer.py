@@ -4,8 +4,10 @@ The bare loop is what a researcher would write by hand: the same SSLModel, the s
 data pipeline and the same AdaDim loss (VICReg + NT-Xent mixed by alpha from erank(Z) every
 k steps, online probe included), with no logging, no dynamics, no checkpoints. The trainer
 runs the digits config with its history, checkpoints and W&B offline files on, at the default
-dynamics cadence and with dynamics every step. Per-epoch evaluation and the final probes are
-off in all three, since the bare loop has none; the evaluation's own cost is reported apart.
+dynamics cadence, at the cadence of AdaDim's α reads (when that differs) and with dynamics every
+step. Per-epoch evaluation and the final probes are off in all of them, since the bare loop has
+none; the evaluation's own cost is reported apart. Every loop runs with the trainer's heap
+setting (``run.retain_freed_memory``), set once for the process.
 
 Throughput is samples per second over all steps but the first (warm-up), best of
 ``--repeats`` runs, all in this one process. Each repeat runs the three loops back to back, so
@@ -34,7 +36,7 @@ from adadim.training.data import GlobalBatchSampler, build_augmenter, load_split
 from adadim.training.losses import nt_xent_loss, vicreg_loss
 from adadim.training.models import SSLModel, build_backbone, channels_last
 from adadim.training.optim import apply_schedule, build_optimizer, schedule_fraction
-from adadim.training.runtime import HostReads
+from adadim.training.runtime import HostReads, retain_freed_memory
 from adadim.training.trainer import plan_step, setup, train, train_step
 
 
@@ -119,6 +121,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    # The trainer's process setting (run.retain_freed_memory), applied before any loop runs so
+    # that the bare loop gets it too: this compares the loops, not allocators.
+    retained = retain_freed_memory()
     common = [
         f"optim.epochs={args.epochs}",
         "eval.every_epochs=0",
@@ -127,30 +132,35 @@ def main() -> None:
         "run.progress=false",
         "wandb.mode=offline",
     ]
-    default_every = load_config("digits").dynamics.every
-    results = {
-        "bare loop": [],
-        f"trainer, dynamics every {default_every} steps (default)": [],
-        "trainer, dynamics every step": [],
-    }
+    digits = load_config("digits")
+    # The default cadence, the cadence of AdaDim's α reads (every α read also measuring), every step.
+    cadences = {f"trainer, dynamics every {digits.dynamics.every} steps (default)": digits.dynamics.every}
+    if digits.adadim.every != digits.dynamics.every:
+        cadences[f"trainer, dynamics every {digits.adadim.every} steps (with every α read)"] = digits.adadim.every
+    cadences["trainer, dynamics every step"] = 1
+    results = {"bare loop": []} | {name: [] for name in cadences}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for repeat in range(args.repeats):
             cfg = load_config("digits", common)
             results["bare loop"].append(bare_loop(cfg))
-            keys = list(results)
-            results[keys[1]].append(trainer_run(common, root, f"default-{repeat}"))
-            results[keys[2]].append(trainer_run([*common, "dynamics.every=1"], root, f"every-{repeat}"))
+            for name, every in cadences.items():
+                run_id = f"every-{every}-{repeat}"
+                results[name].append(trainer_run([*common, f"dynamics.every={every}"], root, run_id))
         per_step, quiet = host_reads_per_quiet_step(common, root)
     threads = torch.get_num_threads()
-    print(f"torch {torch.__version__}, {threads} threads, digits config, {args.epochs} epochs, best of {args.repeats}")
+    heap = "freed heap retained" if retained else "glibc defaults"
+    print(
+        f"torch {torch.__version__}, {threads} threads, digits config, {args.epochs} epochs, "
+        f"best of {args.repeats}, {heap} in every loop"
+    )
     bare = max(results["bare loop"])
-    print(f"{'loop':<42} {'samples/s':>10} {'ratio to bare':>14} {'paired ratios: median [min, max]':>33}")
+    print(f"{'loop':<50} {'samples/s':>10} {'ratio to bare':>14} {'paired ratios: median [min, max]':>33}")
     for name, values in results.items():
         best = max(values)
         paired = [v / b for v, b in zip(values, results["bare loop"], strict=True)]
         spread = f"{statistics.median(paired):.3f} [{min(paired):.3f}, {max(paired):.3f}]"
-        print(f"{name:<42} {best:>10.0f} {best / bare:>14.3f} {spread:>33}")
+        print(f"{name:<50} {best:>10.0f} {best / bare:>14.3f} {spread:>33}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"host reads per non-logging step ({device}, {quiet} steps, run.log_every=10): {per_step:.1f}")
 

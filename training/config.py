@@ -227,6 +227,7 @@ class RunConfig:
     keep_checkpoints: int = 2
     log_every: int = 1  # write a history row every k steps
     progress: bool = True
+    retain_freed_memory: bool = True  # glibc keeps freed heap for reuse (faster CPU steps; see runtime.py)
     resume: bool = True  # continue from the newest checkpoint when the run directory exists
 
 

@@ -54,7 +54,7 @@ from .optim import apply_schedule, build_optimizer, schedule_fraction
 from .probe import ProbeSet, build_monitor, build_probe, probe_size
 from .run_lock import RunLock, RunLocked, acquire_run_lock
 from .run_logger import NullLogger, RunLogger
-from .runtime import Distributed, StopRequest, broadcast_object, setup_distributed
+from .runtime import Distributed, StopRequest, broadcast_object, retain_freed_memory, setup_distributed
 from .setpoints import SetpointPath, TargetRunError, read_run_path
 from .steering import SteeringController
 
@@ -126,7 +126,8 @@ def _check_resume_config(cfg: DictConfig, run_dir: Path) -> None:
     saved = OmegaConf.to_container(load_saved_config(run_dir), resolve=True)
     now = OmegaConf.to_container(cfg, resolve=True)
     for container in (saved, now):
-        container["run"].pop("progress", None)
+        for key in ("progress", "retain_freed_memory"):  # the process, not the experiment
+            container["run"].pop(key, None)
     if saved != now:
         before, after = to_flat_dict(OmegaConf.create(saved)), to_flat_dict(OmegaConf.create(now))
         diff = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
@@ -238,6 +239,8 @@ def _monitor(cfg: DictConfig, sigmas: tuple[float, float] | None = None) -> Dyna
 def setup(cfg: DictConfig) -> Run:
     """Build (or restore from the newest checkpoint) everything a run needs, holding the run
     directory's lock (release it with ``run.lock.release()``; `train` does)."""
+    if cfg.run.retain_freed_memory:
+        retain_freed_memory()
     dist = setup_distributed(cfg.run.device)
     run_id = resolve_run_id(cfg, dist)
     run_dir = Path(cfg.run.root) / run_id
