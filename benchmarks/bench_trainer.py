@@ -152,7 +152,8 @@ def main() -> None:
     ]
     digits = load_config("digits")
     # The reference reads α as the trainer's config does; the other bare loop the other way.
-    source = digits.adadim.erank_source
+    from_probe = digits.adadim.erank_source == "probe" and digits.dynamics.source == "probe"
+    source = "probe" if from_probe else "batch"
     other = "batch" if source == "probe" else "probe"
     where = {"probe": "the probe set", "batch": "the training batch"}
     reference = f"bare loop, α from {where[source]} (as the trainer)"
@@ -167,8 +168,8 @@ def main() -> None:
         for repeat in range(args.repeats):
             for name, alpha_from in loops.items():
                 results[name].append(bare_loop(load_config("digits", common), alpha_from))
-            for name, every in cadences.items():
-                run_id = f"every-{every}-{repeat}"
+            for position, (name, every) in enumerate(cadences.items()):
+                run_id = f"loop{position}-every{every}-{repeat}"
                 results[name].append(trainer_run([*common, f"dynamics.every={every}"], root, run_id))
         per_step, quiet = host_reads_per_quiet_step(common, root)
     threads = torch.get_num_threads()

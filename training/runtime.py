@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 import signal
@@ -66,13 +65,15 @@ def retain_freed_memory() -> bool:
     OS and the next allocation faults its pages in again, zero-filled: 3,100-3,800 minor page
     faults per step of the digits config (520 retained). Raising both thresholds lets those blocks be
     reused. The values computed do not change; the process keeps its peak heap instead of
-    returning it. Process-wide, glibc only; returns whether it took effect (False elsewhere)."""
+    returning it. Process-wide and one-way (False later does not undo it), glibc only; returns
+    whether it took effect (False elsewhere)."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
+    # Either call may be refused alone (mallopt returns 0); the result says whether both held.
     trimmed = libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(RETAINED_TRIM_BYTES))
     mapped = libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(RETAINED_MMAP_BYTES))
     return bool(trimmed and mapped)
