@@ -42,7 +42,7 @@ from adadim.training.models import SSLModel, build_backbone, channels_last
 from adadim.training.optim import apply_schedule, build_optimizer, schedule_fraction
 from adadim.training.probe import build_probe, probe_size
 from adadim.training.runtime import HostReads, retain_freed_memory
-from adadim.training.trainer import plan_step, setup, train, train_step
+from adadim.training.trainer import alpha_from_probe, plan_step, setup, train, train_step
 
 
 def bare_loop(cfg, alpha_from: str) -> float:
@@ -152,8 +152,7 @@ def main() -> None:
     ]
     digits = load_config("digits")
     # The reference reads α as the trainer's config does; the other bare loop the other way.
-    from_probe = digits.adadim.erank_source == "probe" and digits.dynamics.source == "probe"
-    source = "probe" if from_probe else "batch"
+    source = "probe" if alpha_from_probe(digits) else "batch"
     other = "batch" if source == "probe" else "probe"
     where = {"probe": "the probe set", "batch": "the training batch"}
     reference = f"bare loop, α from {where[source]} (as the trainer)"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from adadim.training import trainer
 from adadim.training.config import load_config
-from trainer_helpers import TIMING_KEYS, cli, env, history, tiny_overrides
+from trainer_helpers import cli, env, history, tiny_overrides, untimed
 
 # Allocates and frees 8 written 4 MiB blocks per cycle, as a training step does with its
 # activations, and prints the minor page faults of ten cycles after a first one.
@@ -71,10 +71,7 @@ def test_the_heap_setting_changes_no_number(tmp_path):
         overrides = tiny_overrides(tmp_path, f"retain-{retain}", **{"run.retain_freed_memory": retain})
         done = subprocess.run([*cli("train", *overrides)], env=env(), capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
-    rows = {
-        retain: [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in history(tmp_path / f"retain-{retain}")]
-        for retain in ("false", "true")
-    }
+    rows = {retain: untimed(history(tmp_path / f"retain-{retain}")) for retain in ("false", "true")}
     assert len(rows["true"]) > 10
     assert rows["false"] == rows["true"]
     scores = {}

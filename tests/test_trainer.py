@@ -15,7 +15,6 @@ from adadim.training.trainer import train
 from trainer_helpers import (
     CIFAR_JPEG,
     REPO,
-    TIMING_KEYS,
     cifar_jpeg_folder,
     cli,
     env,
@@ -24,6 +23,7 @@ from trainer_helpers import (
     history_rows,
     steps_per_epoch,
     tiny_overrides,
+    untimed,
     wait_for,
 )
 
@@ -87,9 +87,7 @@ def test_same_seed_same_history_on_cpu(tmp_path):
     b = train(load_config(None, tiny_overrides(tmp_path, "b", **{"optim.epochs": 1})))
     assert a["state"] == b["state"] == "finished"
     ha, hb = history(tmp_path / "a"), history(tmp_path / "b")
-    assert [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in ha] == [
-        {k: v for k, v in r.items() if k not in TIMING_KEYS} for r in hb
-    ]
+    assert untimed(ha) == untimed(hb)
 
 
 @pytest.mark.parametrize("cadence", [0, 5])
@@ -122,10 +120,6 @@ def test_the_measurement_cadence_does_not_change_training(tmp_path, cadence):
     assert dense["controller"] == sparse["controller"]
 
 
-def _strip(rows):
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
-
-
 # method=steer with a warm-up and an identified direction: the kill lands in the middle of the
 # identification (control steps at 10, 15, ..., 45), so its state must come back from the checkpoint.
 STEERED = {"method": "steer", "steer.direction": "auto", "steer.warmup_steps": 10, "steer.value": 3.0}
@@ -156,7 +150,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_history(tmp_path, method):
     assert reference["state"] == "finished"
     got, want = history(tmp_path / "killed"), history(tmp_path / "straight")
     assert [r["trainer/step"] for r in got] == list(range(total))
-    assert _strip(got) == _strip(want)
+    assert untimed(got) == untimed(want)
     if method:
         _check_steered_history(got)
 

@@ -42,6 +42,11 @@ def history(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
 
 
+def untimed(rows: list[dict]) -> list[dict]:
+    """History rows without their wall-clock keys, which differ between identical runs."""
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows]
+
+
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "adadim.training.cli", *args]
 

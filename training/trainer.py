@@ -299,7 +299,7 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
         total_steps = min(total_steps, cfg.optim.max_steps)
 
     probe = None
-    if cfg.dynamics.source == "probe" and (cfg.dynamics.every or _alpha_from_probe(cfg)):
+    if cfg.dynamics.source == "probe" and (cfg.dynamics.every or alpha_from_probe(cfg)):
         size = probe_size(cfg.data.name, cfg.dynamics.probe_size, len(splits.ssl_train))
         probe = build_probe(cfg.data, splits, size, cfg.dynamics.seed)
 
@@ -347,7 +347,8 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
     return run
 
 
-def _alpha_from_probe(cfg: DictConfig) -> bool:
+def alpha_from_probe(cfg: DictConfig) -> bool:
+    """AdaDim reads α on the probe set's embeddings (else on the training batch's)."""
     return cfg.method == "adadim" and cfg.adadim.erank_source == "probe" and cfg.dynamics.source == "probe"
 
 
@@ -408,7 +409,7 @@ def plan_step(run: Run, step: int, eval_due: bool) -> StepPlan:
     balance_due = cfg.adadim.balance == "grad" and step % cfg.adadim.every == 0
     grads = (measure and cfg.dynamics.grad_shares) or balance_due
     probe = run.probe is not None and (
-        (measure and cfg.dynamics.source == "probe") or (alpha_due and _alpha_from_probe(cfg))
+        (measure and cfg.dynamics.source == "probe") or (alpha_due and alpha_from_probe(cfg))
     )
     log = step % cfg.run.log_every == 0 or measure or alpha_due or balance_due or eval_due or last
     return StepPlan(log=log, measure=measure, grads=grads, probe=probe)
@@ -479,7 +480,7 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
 
     alpha_z = None
     if run.controller.needs_embedding(step):
-        alpha_z = probe_views[1][0] if _alpha_from_probe(cfg) else gather_rows(z1.detach())
+        alpha_z = probe_views[1][0] if alpha_from_probe(cfg) else gather_rows(z1.detach())
     ratio = measured.get("dynamics/ratio_H_I") if plan.measure and cfg.method == "steer" else None
     weights = run.controller.step(step, alpha_z, ratio)
 
