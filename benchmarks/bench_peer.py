@@ -3,14 +3,14 @@
 In one process, on one device:
 
 1. ``adadim.training.trainer.train`` with the bundled digits config and ``method=vicreg``
-   (its defaults otherwise). A short calibration run measures its seconds per epoch, and
-   ``optim.epochs`` is set so that its training loop fills ``--budget`` seconds, so its
-   learning-rate schedule completes inside the budget.
-2. A plain loop of the kind one writes from scratch: the same CNN and projector
-   (``adadim.training.models``), inputs standardized, the batch augmented with tensor ops
-   (rotation ±10°, scale 0.9-1.1, shift ±1 px, Gaussian noise 0.1, erasing a 2-3 px patch
-   with p 0.5), lightly's ``VICRegLoss``, AdamW (lr 1e-3, wd 1e-4) at a constant rate,
-   batch 256. It trains for exactly the wall-clock seconds the trainer's loop took.
+   (its defaults otherwise). Two short calibration runs (10 and 30 epochs) measure what one more
+   epoch costs and what a run pays once, and ``optim.epochs`` is set so that its training loop
+   fills ``--budget`` seconds, so its learning-rate schedule completes inside the budget.
+2. A plain loop of the kind one writes from scratch: the same CNN (``adadim.training.models``)
+   with a 512-512 projector (the digits default projects 1024-512), inputs standardized, the
+   batch augmented with tensor ops (rotation ±10°, scale 0.9-1.1, shift ±1 px, Gaussian noise
+   0.1, erasing a 2-3 px patch with p 0.5), lightly's ``VICRegLoss``, AdamW (lr 1e-3, wd 1e-4)
+   at a constant rate, batch 256. It trains for exactly the wall-clock seconds the trainer's loop took.
 
 Both frozen backbones (the plain loop's with its input standardization in front) are then
 scored by our evaluation protocol (``adadim.training.evaluation.evaluate_splits`` with the
@@ -130,11 +130,20 @@ def run_trainer(overrides: list[str], root: Path, run_id: str) -> dict:
     return train(cfg)
 
 
-def seconds_per_epoch(overrides: list[str], root: Path, epochs: int = 10) -> float:
-    """The trainer's loop seconds per epoch, from a short run with the final evaluation cut down."""
-    quick = [*overrides, f"optim.epochs={epochs}", "eval.final_probe=false", "eval.random_init_baseline=false"]
-    summary = run_trainer(quick, root, "calibration")
-    return summary["trainer/loop_seconds"] / epochs
+def epochs_for_budget(overrides: list[str], root: Path, budget: float, short: int = 10, long: int = 30) -> int:
+    """The epochs whose training loop fills ``budget`` seconds, from two short runs (final
+    evaluation cut down): their difference gives the cost of one more epoch, and what is left is
+    what a run pays once (warm-up, the first and last measurements). One short run would spread
+    that once-only cost over its few epochs and undershoot the budget."""
+    seconds = {}
+    for epochs in (short, long):
+        quick = [*overrides, f"optim.epochs={epochs}", "eval.final_probe=false", "eval.random_init_baseline=false"]
+        seconds[epochs] = run_trainer(quick, root, f"calibration-{epochs}")["trainer/loop_seconds"]
+    per_epoch = (seconds[long] - seconds[short]) / (long - short)
+    if per_epoch <= 0:  # drift swamped the difference: charge everything per epoch
+        return max(1, math.floor(budget * long / seconds[long]))
+    once = max(0.0, seconds[short] - short * per_epoch)
+    return max(1, math.floor((budget - once) / per_epoch))
 
 
 # ---- scoring and report ---------------------------------------------------------------------
@@ -180,8 +189,7 @@ def main() -> None:
     if splits.in_channels != 1 or cfg.model.backbone != "small_cnn":
         sys.exit("bench_peer.py compares on grayscale data with the small_cnn backbone")
     with tempfile.TemporaryDirectory() as tmp:
-        per_epoch = seconds_per_epoch(base, Path(tmp))
-        epochs = max(1, math.floor(args.budget / per_epoch))
+        epochs = epochs_for_budget(base, Path(tmp), args.budget)
         summary = run_trainer([*base, f"optim.epochs={epochs}"], Path(tmp), "ours")
     seconds = summary["trainer/loop_seconds"]
     steps = int(summary["trainer/step"])
