@@ -352,6 +352,8 @@ def correlate(x, y, n_resamples: int = 2000, seed: int = 0, confidence: float = 
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
         warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
         warnings.filterwarnings("ignore", "Degrees of freedom <= 0", RuntimeWarning)
+        # ...and a NaN among the resamples makes the CI NaN, which the row then shows.
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         return _correlate(x, y, n_resamples, seed, confidence)
 
 

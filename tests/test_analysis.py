@@ -9,7 +9,16 @@ import wandb
 from adadim.analysis import load_runs, loading
 from adadim.analysis.loading import run_from_api
 from adadim.analysis.report import AnalysisOptions, analyze
-from adadim.analysis.studies import MIXED, NAIVE, coupling, equilibrium, optimum, ratio_accuracy, trajectories
+from adadim.analysis.studies import (
+    MIXED,
+    NAIVE,
+    correlate,
+    coupling,
+    equilibrium,
+    optimum,
+    ratio_accuracy,
+    trajectories,
+)
 from adadim.sweeps.console import main
 from adadim.training.config import load_config
 from adadim.training.trainer import train
@@ -407,3 +416,15 @@ def test_analyze_command_refuses_bad_input(tmp_path, capsys):
     code = main(["analyze", str(tmp_path / "runs"), "--out", str(tmp_path / "o"), "--studies", "ratio_accuracy"])
     assert code == 0
     assert "no accuracy key 'final/lowlabel_top1'" in capsys.readouterr().err
+
+
+def test_correlate_of_three_runs_gives_a_nan_interval_without_a_warning(recwarn):
+    """With three runs, a ninth of the paired resamples repeat one run and have no correlation:
+    the percentile interval is then NaN (shown so in the table), and the estimate and the
+    permutation p-value still stand."""
+    rows = correlate([1.0, 2.0, 3.0], [1.0, 3.0, 2.0], n_resamples=500)
+    assert [r["statistic"] for r in rows] == ["pearson", "spearman", "kendall"]
+    for row in rows:
+        assert math.isfinite(row["estimate"]) and 0 <= row["p_value"] <= 1
+        assert math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
+    assert not [w for w in recwarn if issubclass(w.category, Warning)], [str(w.message) for w in recwarn]
