@@ -11,17 +11,16 @@ from trainer_helpers import cli, env, history, tiny_overrides, untimed
 
 # Allocates and frees 8 written 4 MiB blocks per cycle, as a training step does with its
 # activations, and prints the minor page faults of ten cycles after a first one. "default" pins
-# glibc's initial thresholds (128 KiB, M_TRIM_THRESHOLD -1 and M_MMAP_THRESHOLD -3): left free,
-# glibc raises them as it sees blocks freed, and whether the heap's top can then be trimmed
-# depends on where other allocations landed (one run in three counted 9,200 faults, not 81,600).
+# glibc's initial thresholds (128 KiB): left free, glibc raises them as it sees blocks freed, and
+# whether the heap's top can then be trimmed depends on where other allocations landed (one run
+# in three counted 9,200 faults, not 81,600).
 CYCLES = """
-import ctypes, resource, sys, torch
-from adadim.training.runtime import retain_freed_memory
+import resource, sys, torch
+from adadim.training.runtime import retain_freed_memory, set_heap_thresholds
 if sys.argv[1] == "retain":
     assert retain_freed_memory()
 else:
-    libc = ctypes.CDLL("libc.so.6")
-    assert libc.mallopt(-1, 128 << 10) and libc.mallopt(-3, 128 << 10)
+    assert set_heap_thresholds(128 << 10, 128 << 10)
 def cycle():
     blocks = [torch.ones(1 << 20) for _ in range(8)]
     del blocks

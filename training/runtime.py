@@ -57,6 +57,21 @@ RETAINED_TRIM_BYTES = 1 << 30  # free heap kept before glibc returns any of it t
 RETAINED_MMAP_BYTES = 32 << 20  # glibc's largest mmap threshold on 64-bit: smaller blocks come from the heap
 
 
+def set_heap_thresholds(trim_bytes: int, mmap_bytes: int) -> bool:
+    """glibc's trim and mmap thresholds (``mallopt``; setting them also stops glibc raising
+    them on its own). Process-wide, glibc only; returns whether both took effect."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    # Either call may be refused alone (mallopt returns 0); the result says whether both held.
+    trimmed = libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(trim_bytes))
+    mapped = libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(mmap_bytes))
+    return bool(trimmed and mapped)
+
+
 def retain_freed_memory() -> bool:
     """Let glibc keep freed heap memory for reuse instead of handing it back to the OS.
 
@@ -67,16 +82,7 @@ def retain_freed_memory() -> bool:
     reused. The values computed do not change; the process keeps its peak heap instead of
     returning it. Process-wide and one-way (False later does not undo it), glibc only; returns
     whether it took effect (False elsewhere)."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    # Either call may be refused alone (mallopt returns 0); the result says whether both held.
-    trimmed = libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(RETAINED_TRIM_BYTES))
-    mapped = libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(RETAINED_MMAP_BYTES))
-    return bool(trimmed and mapped)
+    return set_heap_thresholds(RETAINED_TRIM_BYTES, RETAINED_MMAP_BYTES)
 
 
 class StopRequest:
