@@ -293,6 +293,20 @@ def steering_paths(rs: RunSet, by: str = "arm") -> pd.DataFrame:
 
 # Settings that may differ between the runs of one arm: the seed, and where and how a run is kept.
 SEED_AND_BOOKKEEPING = ("run.", "wandb.")
+# The code a run came from (`adadim.training.provenance`): one arm's runs should share it.
+CODE_PROVENANCE = ("provenance/adadim_version", "provenance/git_commit")
+
+
+def _differing(rs: RunSet, by: str, keys: list[str]) -> dict[str, dict[str, list]]:
+    """{arm: {key: its values}} for the keys whose recorded values differ inside an arm; a value
+    missing from some runs (older runs, another writer) is not a difference."""
+    mixed: dict[str, dict[str, list]] = {}
+    for arm, runs in rs.runs.groupby(rs.runs[by].astype(str)):
+        for key in keys:
+            values = runs[key].map(lambda v: repr(v) if isinstance(v, (list, dict)) else v).dropna().unique()
+            if len(values) > 1:
+                mixed.setdefault(arm, {})[key] = sorted(map(str, values))
+    return mixed
 
 
 def mixed_arms(rs: RunSet, by: str = "arm") -> dict[str, dict[str, list]]:
@@ -301,11 +315,10 @@ def mixed_arms(rs: RunSet, by: str = "arm") -> dict[str, dict[str, list]]:
     label names only the method and its variant, so runs of another length or learning rate
     (another sweep under the same root) would otherwise be averaged as if they were seeds."""
     settings = [c for c in map(str, rs.runs.columns) if "." in c and "/" not in c]
-    settings = [c for c in settings if not c.startswith(SEED_AND_BOOKKEEPING)]
-    mixed: dict[str, dict[str, list]] = {}
-    for arm, runs in rs.runs.groupby(rs.runs[by].astype(str)):
-        for key in settings:
-            values = runs[key].map(lambda v: repr(v) if isinstance(v, (list, dict)) else v).dropna().unique()
-            if len(values) > 1:  # a key missing from older runs' configs is not a difference
-                mixed.setdefault(arm, {})[key] = sorted(map(str, values))
-    return mixed
+    return _differing(rs, by, [c for c in settings if not c.startswith(SEED_AND_BOOKKEEPING)])
+
+
+def mixed_provenance(rs: RunSet, by: str = "arm") -> dict[str, dict[str, list]]:
+    """Arms whose runs came from different adadim versions or git commits: {arm: {key: the
+    values}}. Such an arm may average two versions of the objective as if they were seeds."""
+    return _differing(rs, by, [k for k in CODE_PROVENANCE if k in rs.runs.columns])

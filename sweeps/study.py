@@ -87,7 +87,7 @@ def run(args) -> int:
     over all their runs, then the results folder: accuracy, claims and gradient-share tables,
     and the figures."""
     from adadim.analysis.report import AnalysisOptions, analyze, run_studies
-    from adadim.analysis.study_results import mixed_arms, write_results
+    from adadim.analysis.study_results import mixed_arms, mixed_provenance, write_results
 
     from .local import LocalSweep
     from .spec import SweepError, load_sweep
@@ -125,6 +125,9 @@ def run(args) -> int:
     for arm, keys in mixed_arms(result.runset).items():
         differ = "; ".join(f"{k}: {', '.join(v)}" for k, v in list(keys.items())[:4])
         print(f"adadim study: warning: the runs of arm {arm!r} differ beyond the seed ({differ})", file=sys.stderr)
+    for arm, keys in mixed_provenance(result.runset).items():
+        differ = "; ".join(f"{k.removeprefix('provenance/')}: {', '.join(v)}" for k, v in keys.items())
+        print(f"adadim study: warning: the runs of arm {arm!r} come from different code ({differ})", file=sys.stderr)
     results = Path(args.results) if args.results else out / "results"
     raw = _raw_pixels(config, [o for o in args.overrides if o.startswith(("data.", "eval."))])
     try:

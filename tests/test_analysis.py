@@ -19,7 +19,7 @@ from adadim.analysis.studies import (
     ratio_accuracy,
     trajectories,
 )
-from adadim.sweeps.console import main
+from adadim.cli import main
 from adadim.training.config import load_config
 from adadim.training.trainer import train
 from analysis_helpers import constant, planted_rows, write_run

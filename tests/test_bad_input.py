@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from adadim.sweeps.console import main
+from adadim.cli import main
 from adadim.training.checkpoint import save_checkpoint
 from adadim.training.config import load_config
 from adadim.training.data import load_splits

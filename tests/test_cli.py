@@ -2,8 +2,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from adadim.cli import main
 from adadim.dynamics.demo import run_demo
-from adadim.sweeps.console import main
 
 
 def test_demo_measures_real_digits_and_shows_saturation():

@@ -22,8 +22,8 @@ from adadim.analysis.studies import equilibrium
 from adadim.analysis.wandb_export import wait_for_offline_log
 from adadim.analysis.wandb_file import read_records, read_run
 from adadim.analysis.workspace import build_workspace, spec_keys, workspace_spec
+from adadim.cli import main
 from adadim.dynamics import keys
-from adadim.sweeps.console import main
 from analysis_helpers import planted_rows, write_run
 from trainer_helpers import tiny_overrides
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from adadim.sweeps.console import main
+from adadim.cli import main
 from adadim.training.config import EvalConfig, load_config
 from adadim.training.data import load_splits
 from adadim.training.evaluation import (

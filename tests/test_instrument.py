@@ -5,7 +5,7 @@ import json
 import statistics
 
 import pytest
-from adadim.sweeps.console import main
+from adadim.cli import main
 from adadim.training.checkpoint import load_latest
 from adadim.training.config import load_config
 from adadim.training.trainer import train

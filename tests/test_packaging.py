@@ -8,6 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import adadim
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +70,7 @@ def test_layering_graph_is_acyclic():
 def test_train_command_loads_neither_analysis_nor_plotting():
     code = (
         "import json, sys\n"
-        "from adadim.sweeps.console import parse, COMMANDS\n"
+        "from adadim.cli import parse, COMMANDS\n"
         "import importlib\n"
         "args = parse(['train', 'optim.epochs=1'])\n"
         "module = importlib.import_module(COMMANDS[args.command][0])\n"
@@ -109,7 +110,16 @@ def test_wheel_top_level_is_adadim_only(tmp_path):
     assert "adadim/sweeps/study-digits.yaml" in names
     assert {"adadim/analysis/dashboard.js", "adadim/analysis/dashboard.css"} <= set(names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "adadim = adadim.sweeps.console:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "adadim = adadim.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert {"adadim/__init__.py", "adadim/__main__.py", "adadim/cli.py", "adadim/py.typed"} <= set(names)
+    # The tree's adadim/<folder> links are for tools; each module ships once, under its package.
+    assert len(names) == len(set(names))
+    assert not any(n.startswith(("adadim/dynamics/dynamics", "adadim/adadim")) for n in names)
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    version = next(
+        line for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines() if line.startswith("Version:")
+    )
+    assert version.split()[1] == adadim.__version__
 
 
 @pytest.mark.slow
@@ -129,3 +139,18 @@ def test_install_beside_wandb_sweeps_package_keeps_both_importable(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "wandb sweeps adadim.sweeps.spec"
+
+
+def test_python_dash_m_adadim_is_the_console_script():
+    result = subprocess.run(
+        [sys.executable, "-m", "adadim", "--version"], capture_output=True, text=True, timeout=120, cwd="/"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"adadim {adadim.__version__}"
+    assert adadim.__version__ != "0+unknown"
+
+
+def test_version_matches_the_installed_distribution():
+    from importlib.metadata import version
+
+    assert adadim.__version__ == version("adadim")

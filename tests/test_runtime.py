@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from adadim.training import trainer
+from adadim.cli import main
+from adadim.training import runtime, trainer
 from adadim.training.config import load_config
 from trainer_helpers import cli, env, history, tiny_overrides, untimed
 
@@ -58,14 +59,22 @@ def test_retained_heap_reuses_freed_blocks_instead_of_faulting_them_in_again():
     assert retained < default / 10
 
 
-@pytest.mark.parametrize("retain", [True, False])
-def test_setup_applies_the_heap_setting_only_when_asked(tmp_path, monkeypatch, retain):
+def test_library_setup_leaves_the_host_allocator_alone(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(trainer, "retain_freed_memory", lambda: calls.append(True) or True)
-    overrides = tiny_overrides(tmp_path, "wired", **{"run.retain_freed_memory": str(retain).lower()})
+    monkeypatch.setattr(runtime, "retain_freed_memory", lambda: calls.append(True) or True)
+    overrides = tiny_overrides(tmp_path, "library", **{"run.retain_freed_memory": "true"})
     run = trainer.setup(load_config(None, overrides))
     run.logger.finish("finished")
     run.lock.release()
+    assert calls == []
+
+
+@pytest.mark.parametrize("retain", [True, False])
+def test_train_command_applies_the_heap_setting_only_when_asked(tmp_path, monkeypatch, retain):
+    calls = []
+    monkeypatch.setattr(runtime, "retain_freed_memory", lambda: calls.append(True) or True)
+    overrides = tiny_overrides(tmp_path, "wired", **{"run.retain_freed_memory": str(retain).lower(), "optim.epochs": 1})
+    assert main(["train", *overrides]) == 0
     assert calls == ([True] if retain else [])
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from adadim.cli import main
 from adadim.sweeps import cli as sweep_cli
-from adadim.sweeps.console import main
 from adadim.sweeps.local import LocalSweep
 from adadim.sweeps.spec import SweepError, format_value, grid_trials, load_sweep, random_trials
 from adadim.training.config import load_config
@@ -167,7 +167,7 @@ def test_interrupted_sweep_resumes_its_trial_without_duplicate_steps(tmp_path):
     path = _sweep_file(tmp_path, {"method": {"value": "vicreg"}, "optim.epochs": {"value": 40}}, name="long")
     root = tmp_path / "runs"
     extra = [o for o in TINY if not o.startswith("run.checkpoint")] + ["run.checkpoint_every_steps=5"]
-    args = [sys.executable, "-m", "adadim.sweeps.console", "sweep", "local", str(path), "--root", str(root), *extra]
+    args = [sys.executable, "-m", "adadim.cli", "sweep", "local", str(path), "--root", str(root), *extra]
     proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     history_file = root / "long" / "long-000" / "history.jsonl"
     wait_for(lambda: proc.poll() is not None or history_rows(history_file) >= 20, 120, "20 rows of the first trial")

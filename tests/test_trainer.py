@@ -6,9 +6,9 @@ from itertools import pairwise
 import pytest
 import torch
 from adadim.analysis.wandb_file import read_run
+from adadim.cli import main
 from adadim.dynamics import MonitorSettings
 from adadim.dynamics.keys import is_registered
-from adadim.sweeps.console import main
 from adadim.training.checkpoint import checkpoints, load_latest
 from adadim.training.config import load_config
 from adadim.training.trainer import train

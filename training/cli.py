@@ -1,6 +1,6 @@
 """`adadim train` and `adadim eval`: the training layer's commands.
 
-The `adadim` console script (adadim.sweeps.console) registers these lazily. Run directly,
+The `adadim` console script (adadim.cli) registers these lazily. Run directly,
 `python -m adadim.training.cli train ...` is what torchrun starts on every rank; it imports
 nothing above the training layer.
 """
@@ -38,10 +38,15 @@ def run_train(args) -> int:
     from .config import ConfigError, load_config
     from .data import DatasetNotFound
     from .run_lock import RunDirectoryError
+    from .runtime import retain_freed_memory
     from .trainer import NonFiniteLoss, train
 
     try:
         cfg = load_config(args.config, args.overrides)
+        # A process-wide allocator setting: applied here, where the process is ours, never by
+        # the library's setup() (which may run inside a notebook or another program).
+        if cfg.run.retain_freed_memory:
+            retain_freed_memory()
         summary = train(cfg)
     except ConfigError as error:
         print(f"adadim train: bad config: {error}", file=sys.stderr)

@@ -4,7 +4,8 @@
 - ``history.jsonl``: one JSON object per logged step (keys from the metric registry,
   ``adadim.dynamics.keys``), appended and flushed row by row, so a crash loses at most the row
   being written;
-- ``summary.json``: final values and the run's state, rewritten atomically;
+- ``summary.json``: final values, the run's state and its provenance (``provenance/*``: the
+  code and machine that made it), rewritten atomically;
 - ``checkpoints/``, and ``wandb/`` (the W&B run files) when W&B is on.
 
 Only the master process (rank 0) constructs a writing logger; other ranks get a
@@ -64,7 +65,10 @@ class NullLogger:
 
 
 class RunLogger(NullLogger):
-    def __init__(self, cfg: DictConfig, run_dir: Path, run_id: str, resume_step: int | None) -> None:
+    def __init__(
+        self, cfg: DictConfig, run_dir: Path, run_id: str, resume_step: int | None, provenance: dict | None = None
+    ) -> None:
+        provenance = provenance or {}
         self.run_dir = run_dir
         self.history_path = run_dir / "history.jsonl"
         self.summary_path = run_dir / "summary.json"
@@ -77,11 +81,11 @@ class RunLogger(NullLogger):
             replay = resume_step is not None and cfg.wandb.mode == "offline" and self._supersede_offline_folders()
         except OSError as error:  # a read-only run.root, a full disk
             raise RunDirectoryError(f"cannot write run directory {run_dir}: {error.strerror or error}") from None
-        self.wandb_run = self._start_wandb(cfg, run_id) if cfg.wandb.mode != "disabled" else None
+        self.wandb_run = self._start_wandb(cfg, run_id, provenance) if cfg.wandb.mode != "disabled" else None
         if replay:
             for row in kept:  # the new offline folder holds the whole history, each step once
                 self.wandb_run.log(from_json_row(row), step=int(row[STEP]))
-        self.set_summary({"state": "running", "run_id": run_id})
+        self.set_summary({"state": "running", "run_id": run_id, **provenance})
 
     def _previous_summary(self) -> dict:
         """A resumed run keeps its summary; an unreadable one is replaced (it is rewritten as the
@@ -123,7 +127,7 @@ class RunLogger(NullLogger):
             folder.rename(aside / folder.name)
         return True
 
-    def _start_wandb(self, cfg: DictConfig, run_id: str):
+    def _start_wandb(self, cfg: DictConfig, run_id: str, provenance: dict):
         import wandb
 
         settings = cfg.wandb
@@ -137,7 +141,7 @@ class RunLogger(NullLogger):
             resume="allow",
             dir=str(self.run_dir),
             mode=settings.mode,
-            config=to_flat_dict(cfg),
+            config={**to_flat_dict(cfg), **provenance},
             settings=wandb.Settings(quiet=True, console="off", x_disable_stats=True),
         )
         run.define_metric(STEP)

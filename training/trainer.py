@@ -52,9 +52,10 @@ from .losses.adadim import ObjectiveSettings, adadim_objective, gradient_norms, 
 from .models import SSLModel, build_backbone, channels_last
 from .optim import apply_schedule, build_optimizer, schedule_fraction
 from .probe import ProbeSet, build_monitor, build_probe, probe_size
+from .provenance import provenance
 from .run_lock import RunLock, RunLocked, acquire_run_lock
 from .run_logger import NullLogger, RunLogger
-from .runtime import Distributed, StopRequest, broadcast_object, retain_freed_memory, setup_distributed
+from .runtime import Distributed, StopRequest, broadcast_object, setup_distributed
 from .setpoints import SetpointPath, TargetRunError, read_run_path
 from .steering import SteeringController
 
@@ -238,9 +239,8 @@ def _monitor(cfg: DictConfig, sigmas: tuple[float, float] | None = None) -> Dyna
 
 def setup(cfg: DictConfig) -> Run:
     """Build (or restore from the newest checkpoint) everything a run needs, holding the run
-    directory's lock (release it with ``run.lock.release()``; `train` does)."""
-    if cfg.run.retain_freed_memory:
-        retain_freed_memory()
+    directory's lock (release it with ``run.lock.release()``; `train` does). It leaves the
+    host process's allocator alone: ``run.retain_freed_memory`` is applied by `adadim train`."""
     dist = setup_distributed(cfg.run.device)
     run_id = resolve_run_id(cfg, dist)
     run_dir = Path(cfg.run.root) / run_id
@@ -342,7 +342,8 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
             run.model, device_ids=[dist.local_rank] if device.type == "cuda" else None
         )
     if dist.master_process:
-        run.logger = RunLogger(cfg, run_dir, run_id, run.start_step if resumed else None)
+        origin = provenance(device, dist.world)
+        run.logger = RunLogger(cfg, run_dir, run_id, run.start_step if resumed else None, origin)
         run.eval_loaders = evaluation_loaders(splits, cfg.data.name, cfg.data.num_workers)
     return run
 

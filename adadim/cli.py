@@ -2,7 +2,7 @@
 
 Only the module of the subcommand being run is imported, so `adadim train` (and every
 torchrun rank) loads neither the analysis package nor matplotlib. The layering is
-dynamics <- training <- sweeps -> analysis; this module sits at the top and may name them all.
+dynamics <- training <- sweeps -> analysis; this module sits above them all and may name them all.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from adadim import __version__
 
 # name -> (module, function that adds the subparser, function that runs it, one-line help)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
@@ -47,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
 def build_parser(command: str | None) -> argparse.ArgumentParser:
     """The full parser for `command`; every other subcommand appears with its help only."""
     parser = argparse.ArgumentParser(prog="adadim", description="AdaDim: representational dynamics of SSL")
+    parser.add_argument("--version", action="version", version=f"adadim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, add, _, help_text) in COMMANDS.items():
         if name == command:
