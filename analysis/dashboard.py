@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from adadim.dynamics import keys
+from adadim.dynamics.keys import EPOCH, STEP
 
 from . import panel_keys
-from .runset import DEFAULT_ACCURACY, EPOCH, STEP, RunSet
+from .runset import DEFAULT_ACCURACY, RunSet
 
 ASSETS = Path(__file__).parent
 POINT_BUDGET = 1_200_000  # points over every line of the page: bounds its size (<= ~10 MB of data)

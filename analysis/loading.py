@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from adadim.dynamics.keys import STEP
 from adadim.dynamics.run_format import HistoryLineError, flatten, parse_history_lines
 
 from .run_cache import Cache, cache_location, signature
-from .runset import STEP, RunSet, empty_runset
+from .runset import RunSet, empty_runset
 from .wandb_file import WandbFileError
 from .wandb_leet import read_offline_run
 

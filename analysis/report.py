@@ -9,11 +9,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
+from adadim.dynamics.keys import STEP
 
 from . import plots
 from .claims import claims
 from .loading import load_runs
-from .runset import DEFAULT_ACCURACY, STEP, STUDIES, RunSet, combine
+from .runset import DEFAULT_ACCURACY, STUDIES, RunSet, combine
 from .studies import (
     OPTIMUM_METRICS,
     RATIO,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pandas as pd
+from adadim.dynamics.keys import STEP
 
-STEP = "trainer/step"
-EPOCH = "trainer/epoch"
 # The analysis default accuracy: on small data the full linear probe saturates for every
 # method, even a random network; the low-label probe keeps methods apart.
 DEFAULT_ACCURACY = "final/lowlabel_top1"

@@ -32,13 +32,13 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from adadim.dynamics.keys import in_nats
+from adadim.dynamics.keys import STEP, in_nats
 from scipy import stats
 
 from . import inference
 from .mixed import random_intercept
 from .noise_floor import find_noise_floor, floor_coupling, read_noise_floor
-from .runset import DEFAULT_ACCURACY, STEP, RunSet
+from .runset import DEFAULT_ACCURACY, RunSet
 
 H_R = "dynamics/H_R"
 I_RZ = "dynamics/I_RZ"

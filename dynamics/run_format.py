@@ -13,7 +13,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-STEP = "trainer/step"
 _FROM_JSON = {"inf": math.inf, "-inf": -math.inf}
 
 

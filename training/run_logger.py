@@ -19,7 +19,8 @@ import os
 import sys
 from pathlib import Path
 
-from adadim.dynamics.run_format import STEP, HistoryLineError, from_json_row, parse_history_lines, to_json_value
+from adadim.dynamics.keys import STEP
+from adadim.dynamics.run_format import HistoryLineError, from_json_row, parse_history_lines, to_json_value
 from omegaconf import DictConfig, OmegaConf
 
 from .config import to_flat_dict

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
-from adadim.dynamics.run_format import STEP, HistoryLineError, from_json_row, parse_history_lines
+from adadim.dynamics.keys import STEP
+from adadim.dynamics.run_format import HistoryLineError, from_json_row, parse_history_lines
 
 TARGETS = ("constant", "linear", "cosine", "run")
 RATIO = "dynamics/ratio_H_I"
