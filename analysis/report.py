@@ -194,7 +194,7 @@ def write_html(result: AnalysisResult, out: Path, source: str, opts: AnalysisOpt
         sections.append(
             "<h2>Claims</h2><p class=note>One row per claim of the paper, each with its pre-declared test; "
             "<code>supported</code> needs p_holm &lt; 0.05 (Holm over the claims) and the claimed sign. "
-            "See the README, “How to read the claims table”.</p>" + _table_html(result.tables["claims"])
+            "See “How to read the claims table” in docs/analysis.md.</p>" + _table_html(result.tables["claims"])
         )
     if rs.skipped:
         items = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(r)}</li>" for k, r in rs.skipped)

@@ -1,5 +1,5 @@
-"""The study's results as the README prints them: Markdown tables written by `adadim study`
-into a results folder, so the README's numbers are copies of files, never typed by hand.
+"""A study's results as the README and results/<name>/ print them: Markdown tables written by
+`adadim study` into a results folder, so the pages' numbers are copies of files, never typed by hand.
 
 - ``accuracy.md``: per arm (method and variant), mean ± std over seeds of the final scores, with
   the raw-pixel row (given, computed by the caller) and the random-init row (one value per seed:

@@ -1,50 +1,9 @@
-"""Matrix-based Rényi entropy, joint entropy, mutual information and its permutation excess.
+"""Matrix-based Rényi entropy, joint entropy, mutual information and its permutation excess
+(Sanchez Giraldo, Rao & Principe, "Measures of entropy from data using infinitely divisible
+kernels", IEEE T-IT 2015, arXiv 1211.2459), in nats. Read dependence from the excess, not from
+the raw I, which saturates for high-dimensional features.
 
-Sanchez Giraldo, Rao & Principe, "Measures of entropy from data using infinitely divisible
-kernels", IEEE T-IT 2015 (arXiv 1211.2459). For a trace-one PSD Gram matrix A with
-eigenvalues λ_i and a Rényi order q > 0 (the argument ``order``):
-
-- S_q(A) = log(Σ λ_i^q) / (1 - q), and S_1(A) = -Σ λ_i log λ_i (von Neumann);
-- S_q(A, B) = S_q(A∘B / tr(A∘B));
-- I_q(A; B) = S_q(A) + S_q(B) - S_q(A, B);
-- excess I_q = I_q(x; y) minus its expectation over uniformly random sample permutations of y
-  (``excess_mutual_information``; the null is described in ``permutation_null``).
-
-Bounds. 0 ≤ S ≤ log N for every entropy of N samples (a Rényi entropy of a distribution on N
-eigenvalues). I is NOT confined to [0, min(S_A, S_B)]:
-
-- I can be negative. Rényi entropy of order ≠ 1 is not subadditive. With 0/1 class kernels
-  (cosine on one-hot labels) A∘B is the class kernel of the label pair, so I is the Rényi MI of
-  the labels' histogram: 5 samples with label pairs (0,1), (1,0), (1,1), (1,1), (1,1) give
-  I_2 = log(275/289) ≈ -0.050 nats. With the linear kernel even I_1 can be negative.
-- I ≤ min(S_A, S_B) holds for every order when both Gram matrices have a constant diagonal
-  (cosine and Gaussian kernels, no all-zero sample): then N·B is a correlation matrix, the
-  eigenvalues of A∘(N·B) are majorized by those of A (Bapat & Sunder, "On majorization and
-  Schur products", Linear Algebra Appl. 1985) and every Rényi entropy is Schur-concave, so
-  S(A, B) ≥ max(S_A, S_B). With the linear kernel normalized as K / tr K the diagonal follows the
-  sample norms, and I exceeds min(S_A, S_B) for many independent draws whose norms vary.
-
-Computation (all natural logs, results in nats):
-
-- Order 2 needs no eigendecomposition: Σ λ_i² = ‖A‖_F², so S_2 = -log ‖A‖_F² ("fast path"),
-  and its permutation null has a closed form with no sampling noise.
-- Any other order takes the eigenvalues of A in float64, clamps the negative ones (round-off
-  of a PSD matrix) to 0 and renormalizes them to sum to one. float64 is used for every
-  order ≠ 2, not only below 1: near order 1 the formula divides by (1 - q) and float32
-  cancellation would dominate the result. Below order 1, eigenvalues under the numerical-rank
-  tolerance λ_max · N · eps(dtype of A) are set to 0, since λ^q would turn their round-off into
-  entropy.
-- For the cosine and linear kernels a single entropy is computed on the smaller side of the
-  Gram matrix (N×N or D×D share their non-zero spectrum). The joint matrix A∘B has no such
-  dual, so it is always N×N.
-- Autocast is switched off and half-precision inputs are upcast to float32.
-
-The order used to be called ``alpha``; ``alpha=`` still works for one release, with a
-DeprecationWarning. Gradients flow when the inputs require them (the MI loss term uses this);
-otherwise no graph is built.
-
-Saturation: with high-dimensional cosine features S(R, Z) sits near log N and the raw I(R;Z)
-mostly tracks S(Z): independent data can show several nats. Read dependence from the excess.
+Design notes: docs/dynamics.md, "Design notes: entropy".
 """
 
 from __future__ import annotations

@@ -1,21 +1,6 @@
 """Trace-normalized Gram matrices for the matrix-based entropy estimators.
 
-Every function here returns A with tr(A) = 1 and A positive semi-definite, the object whose
-spectrum Sanchez Giraldo, Rao & Principe (IEEE T-IT 2015, arXiv 1211.2459) treat as a
-probability distribution.
-
-- ``cosine``: K = X̂X̂ᵀ with L2-normalized rows, A = K / N (tr K = N).
-- ``linear``: K = XXᵀ, A = K / tr K.
-- ``gaussian``: K_ij = exp(-‖x_i - x_j‖² / (2σ²)), A = K / N. With ``sigma=None`` the width is
-  the median heuristic: σ = median of the N(N-1)/2 pairwise distances ‖x_i - x_j‖, i < j, so a
-  typical pair has K = exp(-1/2). The width is computed without gradient, which keeps the
-  estimator differentiable in x alone. If more than half of the pairs coincide, the median
-  of the non-zero distances is used; if all samples coincide, σ = 1 (and A is rank one).
-
-For ``cosine`` and ``linear`` the Gram matrix has explicit features F (X̂ or X), so its
-non-zero spectrum is that of the D×D matrix FᵀF / tr. ``feature_map`` exposes F so callers can
-work on whichever side is smaller. No such shortcut exists for the Gaussian kernel or for
-the Hadamard product of two Gram matrices.
+Design notes: docs/dynamics.md, "Design notes: kernels".
 """
 
 from __future__ import annotations

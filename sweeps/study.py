@@ -20,7 +20,7 @@ from pathlib import Path
 PARTS = ("", "-alpha", "-mi", "-balance")
 STUDIES = {name: tuple(f"study-{name}{part}" for part in PARTS) for name in ("digits", "cifar10")}
 STUDY_DIGITS = STUDIES["digits"]
-# The figures the README shows, from the analysis of all arms (or, for the first two, of the
+# The figures a results folder shows, from the analysis of all arms (or, for the first two, of the
 # first sweep's six methods: one line per method stays readable).
 METHOD_FIGURES = ("trajectories", "information_plane")
 ALL_FIGURES = ("ratio_accuracy", "coupling", "optimum")
@@ -37,10 +37,15 @@ def add_parser(commands, name: str = "study", help_text: str = "") -> None:
     study.add_argument("--file", action="append", help="run these sweeps instead of --study's (repeat for several)")
     study.add_argument("--root", default="runs/sweeps")
     study.add_argument("--out", default="study")
-    study.add_argument("--results", help="also write the README's tables and figures here (default: <out>/results)")
+    study.add_argument(
+        "--results",
+        help="also write the results tables and figures here, e.g. results/study-digits (default: <out>/results)",
+    )
     study.add_argument(
         "--readme",
-        help="replace the <!-- results/<file> --> blocks of this Markdown file with the new tables",
+        action="append",
+        help="replace the <!-- results/[<folder>/]<file> --> blocks of this Markdown file with the new tables "
+        "(repeat for several files)",
     )
     study.add_argument("--parallel", type=int, default=1)
     study.add_argument("--resamples", type=int, default=2000)
@@ -60,16 +65,16 @@ def _raw_pixels(config: str | None, overrides: list[str]) -> dict | None:
 
 
 def update_readme(readme: Path, tables: list[Path]) -> list[str]:
-    """Each ``<!-- results/NAME -->`` ... ``<!-- /results/NAME -->`` block of ``readme`` becomes
-    the content of the table file NAME; returns the names replaced. Other text is untouched."""
+    """Each ``<!-- results/[FOLDER/]NAME -->`` ... ``<!-- /results/[FOLDER/]NAME -->`` block of
+    ``readme`` becomes the content of the table file NAME; returns the names replaced. Other text
+    is untouched."""
     text = readme.read_text()
     replaced = []
     for table in tables:
-        pattern = re.compile(
-            rf"(<!-- results/{re.escape(table.name)} -->\n).*?(<!-- /results/{re.escape(table.name)} -->)", re.S
-        )
+        name = re.escape(table.name)
+        pattern = re.compile(rf"(<!-- results/((?:[\w.-]+/)*){name} -->\n).*?(<!-- /results/\2{name} -->)", re.S)
         body = table.read_text()
-        text, count = pattern.subn(lambda m, b=body: m[1] + b + m[2], text)
+        text, count = pattern.subn(lambda m, b=body: m[1] + b + m[3], text)
         if count:
             replaced.append(table.name)
     readme.write_text(text)
@@ -135,14 +140,14 @@ def run(args) -> int:
         _copy_figures(out / "figures", results, ALL_FIGURES)
         if method_result is not None:
             _copy_figures(out / sweeps[0].name / "figures", results, METHOD_FIGURES)
-        if args.readme:
-            replaced = update_readme(Path(args.readme), [p for p in written if p.suffix == ".md"])
-            print(f"study: {args.readme}: replaced the blocks of {', '.join(replaced) or 'no table'}")
+        for readme in args.readme or []:
+            replaced = update_readme(Path(readme), [p for p in written if p.suffix == ".md"])
+            print(f"study: {readme}: replaced the blocks of {', '.join(replaced) or 'no table'}")
     except OSError as error:  # an unwritable --results or --readme
         print(f"adadim study: results: {error}", file=sys.stderr)
         return 2
     print(
         f"study: {len(result.runset)} runs analysed in {time.perf_counter() - started:.0f} s -> "
-        f"{out}/report.html; README tables: {', '.join(str(p) for p in written)}"
+        f"{out}/report.html; results tables: {', '.join(str(p) for p in written)}"
     )
     return code

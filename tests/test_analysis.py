@@ -299,6 +299,7 @@ def test_cache_folder_can_be_chosen_or_switched_off(tmp_path, monkeypatch, capsy
     assert len(list((tmp_path / "xdg" / "adadim" / "local").glob("ro-source-*/manifest.json"))) == 1
 
 
+@pytest.mark.slow
 def test_reads_wandb_offline_files_from_the_trainer_and_from_other_code(tmp_path):
     summary = train(
         load_config(
@@ -375,6 +376,7 @@ def test_wandb_api_conversion_at_the_boundary(tmp_path):
 # ---- the whole analysis on real trainer runs -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_analyze_real_trainer_runs_end_to_end(tmp_path):
     for method in ("vicreg", "simclr"):
         for seed in (0, 1):

@@ -404,10 +404,12 @@ def test_a_value_with_a_hash_and_shell_syntax_reaches_a_local_trial_unchanged(tm
     assert not any(p.name.startswith("pwned") for p in tmp_path.rglob("pwned*"))
 
 
-def test_the_catalogue_covers_every_command_and_each_case_once():
+def test_the_catalogue_names_each_case_once_and_only_real_commands():
+    from adadim.cli import COMMANDS
+
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids))
-    assert {c.argv[0] for c in CASES} == {"eval", "train", "analyze", "sweep"}
+    assert {c.argv[0] for c in CASES} <= set(COMMANDS)
     assert all(c.code in (0, 2) for c in CASES)
 
 

@@ -431,6 +431,7 @@ def _runs_of(traces: list[dict], kind: str = "run") -> list[str]:
     return sorted(t["run"] for t in traces if t.get("kind") == kind)
 
 
+@pytest.mark.slow
 def test_page_opens_offline_without_errors_and_draws_every_run(page, study):
     assert page.errors == []
     traces = page.evaluate(TRACES)
@@ -447,6 +448,7 @@ def test_page_opens_offline_without_errors_and_draws_every_run(page, study):
     assert "Every logged point is drawn" in note
 
 
+@pytest.mark.slow
 def test_a_click_on_a_group_or_a_run_changes_the_traces_everywhere(page, study):
     page.click("#group-1")  # vicreg off
     traces = page.evaluate(TRACES)
@@ -463,6 +465,7 @@ def test_a_click_on_a_group_or_a_run_changes_the_traces_everywhere(page, study):
     assert page.evaluate("document.getElementById('group-0').indeterminate") is True
 
 
+@pytest.mark.slow
 def test_axes_smoothing_band_and_metric_controls(page):
     page.select_option("#x-axis", "progress")
     xs = page.evaluate("document.querySelector('.panel .plot').data.map(t => Array.from(t.x))")
@@ -494,12 +497,14 @@ def test_axes_smoothing_band_and_metric_controls(page):
     assert page.locator(".panel[data-key='train/loss'] .js-plotly-plot").count() == 1
 
 
+@pytest.mark.slow
 def test_hover_names_the_run_its_group_and_config(page):
     page.evaluate("Plotly.Fx.hover(document.querySelector('.panel .plot'), [{curveNumber: 0, pointNumber: 20}])")
     text = page.evaluate("document.querySelector('.panel .plot .hoverlayer').textContent")
     assert "simclr-s0" in text and "group: simclr" in text and "run.seed: 0" in text
 
 
+@pytest.mark.slow
 def test_a_click_on_a_point_highlights_that_run_on_every_plot(page):
     page.locator("#scatter").scroll_into_view_if_needed()
     page.wait_for_function("document.getElementById('scatter').data !== undefined")
@@ -513,6 +518,7 @@ def test_a_click_on_a_point_highlights_that_run_on_every_plot(page):
     assert {t["run"] for t in widths["plane"] if t.get("w") == 3} == {"vicreg-s2"}
 
 
+@pytest.mark.slow
 def test_a_legend_click_toggles_the_group_on_every_plot(page, study):
     entry = page.locator(".panel").first.locator(".legend .traces").nth(1)  # vicreg's legend entry
     assert entry.text_content() == "vicreg"
@@ -526,6 +532,7 @@ def test_a_legend_click_toggles_the_group_on_every_plot(page, study):
     assert _runs_of(page.evaluate(TRACES)["dynamics/H_R"]) == sorted(study.runs.index)
 
 
+@pytest.mark.slow
 def test_a_page_with_no_dynamics_and_no_scores_still_opens(browser, tmp_path):
     rows = [{"trainer/step": s, "train/loss": 1 / (s + 1)} for s in range(50)]
     write_run(tmp_path / "runs", "bare", rows, config={"method": "vicreg"})
@@ -571,6 +578,7 @@ def test_many_runs_are_thinned_on_screen_and_hidden_plots_wait_for_scrolling(bro
         assert sorted(tab.evaluate("document.getElementById('scatter').data.map(t => t.x.length)")) == [30, 30]
 
 
+@pytest.mark.slow
 def test_screenshot_is_not_blank(page):
     from PIL import Image
 
@@ -586,6 +594,7 @@ def test_screenshot_is_not_blank(page):
         assert (np.abs(image - rgb).sum(axis=2) < 40).sum() > 50, hexa
 
 
+@pytest.mark.slow
 def test_the_steer_setpoint_is_drawn_dashed_over_the_ratio_of_steered_runs(browser, tmp_path):
     root = _write_study(tmp_path / "runs")
 

@@ -45,6 +45,7 @@ def test_closed_form_equals_the_average_over_all_permutations(kernel, rng):
     assert float(out.stderr) == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_closed_form_agrees_with_2000_sampled_permutations(kernel, rng):
     # Clustered samples with uneven norms: the purity, and for the linear kernel the trace,

@@ -94,6 +94,7 @@ def test_gradient_shares_do_not_change_training(tmp_path):
             assert total == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_vicreg_gets_no_nt_xent_gradient_and_simclr_no_vicreg_gradient(tmp_path):
     for method, absent in (("vicreg", "nt_xent"), ("simclr", "dimension")):
         train(load_config(None, tiny_overrides(tmp_path, method, method=method, **{"optim.epochs": 1})))
@@ -102,6 +103,7 @@ def test_vicreg_gets_no_nt_xent_gradient_and_simclr_no_vicreg_gradient(tmp_path)
         assert all(r[f"adadim/grad_norm_{absent}"] == 0.0 for r in rows)
 
 
+@pytest.mark.slow
 def test_balance_grad_makes_alpha_the_nt_xent_share(tmp_path):
     overrides = tiny_overrides(
         tmp_path, "balanced", method="fixed", **{"adadim.alpha": 0.3, "adadim.balance": "grad", "adadim.every": 1}

@@ -100,6 +100,7 @@ def _ddp_nt_xent(rank, world, init_file, z1, z2, out):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_nt_xent_gathers_negatives_across_ranks(tmp_path):
     g = torch.Generator().manual_seed(2)
     z1, z2 = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)

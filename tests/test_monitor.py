@@ -226,6 +226,7 @@ def _distributed_worker(rank, world, init_file, shards, out_path):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_process_gloo_matches_single_process(tmp_path, rng):
     (r1, r2), (z1, z2) = _batch(rng, b=24)
     # Unequal shards exercise the padded gather.

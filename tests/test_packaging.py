@@ -67,6 +67,7 @@ def test_layering_graph_is_acyclic():
         visit(p)
 
 
+@pytest.mark.slow
 def test_train_command_loads_neither_analysis_nor_plotting():
     code = (
         "import json, sys\n"

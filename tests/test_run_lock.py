@@ -65,6 +65,7 @@ def _start(script: str, *args: str) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path):
     run_dir = tmp_path / "run"
     holder = _start(HOLDER, str(run_dir))
@@ -87,6 +88,7 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path):
     assert not (run_dir / OWNER_FILE).exists()
 
 
+@pytest.mark.slow
 def test_the_lock_of_a_sigkilled_holder_is_taken_over(tmp_path, capsys):
     run_dir = tmp_path / "run"
     holder = _start(HOLDER, str(run_dir))
@@ -106,6 +108,7 @@ def test_the_lock_of_a_sigkilled_holder_is_taken_over(tmp_path, capsys):
         lock.release()
 
 
+@pytest.mark.slow
 def test_forked_children_of_a_killed_holder_delay_the_takeover_until_they_exit(tmp_path):
     run_dir = tmp_path / "run"
     holder = _start(FORKING_HOLDER, str(run_dir), "2.0")

@@ -49,6 +49,7 @@ def _huge_pages_always() -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 @pytest.mark.skipif(_huge_pages_always(), reason="transparent huge pages 'always' hide the 4 KiB faults")
 def test_retained_heap_reuses_freed_blocks_instead_of_faulting_them_in_again():
@@ -78,6 +79,7 @@ def test_train_command_applies_the_heap_setting_only_when_asked(tmp_path, monkey
     assert calls == ([True] if retain else [])
 
 
+@pytest.mark.slow
 def test_the_heap_setting_changes_no_number(tmp_path):
     """Two processes, one with glibc's defaults and one retaining freed memory, train the same
     run: every logged value and every final score agree exactly."""

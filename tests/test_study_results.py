@@ -150,6 +150,19 @@ def test_update_readme_replaces_only_the_marked_blocks(tmp_path):
     assert readme.read_text() == "intro\n<!-- results/accuracy.md -->\n| new |\n<!-- /results/accuracy.md -->\nrest\n"
 
 
+def test_update_readme_follows_blocks_that_name_their_results_folder(tmp_path):
+    from adadim.sweeps.study import update_readme
+
+    table = tmp_path / "accuracy.md"
+    table.write_text("| new |\n")
+    readme = tmp_path / "README.md"
+    block = "<!-- results/study-digits/accuracy.md -->\n{}<!-- /results/study-digits/accuracy.md -->\n"
+    mismatched = "<!-- results/a/accuracy.md -->\n| keep |\n<!-- /results/b/accuracy.md -->\n"
+    readme.write_text(block.format("| old |\n") + mismatched)
+    assert update_readme(readme, [table]) == ["accuracy.md"]
+    assert readme.read_text() == block.format("| new |\n") + mismatched
+
+
 def test_steering_table_reads_tracking_error_late_and_compares_with_the_source_arm(tmp_path):
     from adadim.analysis.study_results import steering_markdown, steering_table
 
@@ -251,6 +264,7 @@ def _steering_study(rng, shift: float) -> RunSet:
     return RunSet(pd.DataFrame(runs).set_index("run_id"), pd.DataFrame(history))
 
 
+@pytest.mark.slow
 def test_steering_tests_hold_their_level_under_the_null_and_find_a_real_shift():
     """Welch's t with Holm over the two steered arms, by simulation with known truths: with no
     difference from the source rung a row is called significant about as often as 5% (Holm

@@ -131,6 +131,7 @@ def test_bad_sweep_files_are_refused_before_anything_runs(tmp_path, capsys, para
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_local_grid_sweep_runs_records_failures_and_skips_finished_trials_on_rerun(tmp_path, capsys):
     path = _sweep_file(tmp_path, {"method": {"values": ["vicreg", "simclr"]}, "optim.epochs": {"value": 1}})
     root = tmp_path / "runs"
@@ -163,6 +164,7 @@ def test_local_grid_sweep_runs_records_failures_and_skips_finished_trials_on_rer
     assert "fails-000 failed (exit 2)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_resumes_its_trial_without_duplicate_steps(tmp_path):
     path = _sweep_file(tmp_path, {"method": {"value": "vicreg"}, "optim.epochs": {"value": 40}}, name="long")
     root = tmp_path / "runs"
@@ -184,6 +186,7 @@ def test_interrupted_sweep_resumes_its_trial_without_duplicate_steps(tmp_path):
     assert json.loads((root / "long" / "sweep.json").read_text())["trials"][0]["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_bayes_search_with_optuna(tmp_path):
     pytest.importorskip("optuna")
     path = _sweep_file(
@@ -250,6 +253,7 @@ def test_cluster_scripts_parse(script):
     assert subprocess.run(["bash", "-n", str(REPO / "sweeps" / script)]).returncode == 0
 
 
+@pytest.mark.slow
 def test_study_code_path_on_a_two_trial_sweep(tmp_path):
     path = _sweep_file(
         tmp_path, {"method": {"values": ["vicreg", "adadim"]}, "optim.epochs": {"value": 2}}, name="mini-study"
@@ -313,6 +317,7 @@ def test_unsafe_sweep_names_are_refused_and_nothing_is_written(tmp_path, capsys,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.yaml"]
 
 
+@pytest.mark.slow
 def test_a_huge_grid_is_refused_before_it_is_built(tmp_path, capsys):
     # 10 keys x 4 values = 4**10 (about a million) combinations; building them would take gigabytes.
     keys = ["loss.temperature", "loss.invariance_weight", "loss.variance_weight", "loss.covariance_weight"]
@@ -392,6 +397,7 @@ def test_probabilities_weight_a_random_search_and_are_refused_elsewhere(tmp_path
         load_sweep(_sweep_file(tmp_path, weights, method="grid", name="weighted-grid"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CIFAR_JPEG.is_file(), reason=f"no CIFAR-10 JPEG archive at {CIFAR_JPEG}")
 def test_the_cifar10_study_smoke_on_a_jpeg_subset(tmp_path):
     """study-cifar10.yaml as shipped (its command picks the cifar10-resnet18 config), cut to two

@@ -126,6 +126,7 @@ STEERED = {"method": "steer", "steer.direction": "auto", "steer.warmup_steps": 1
 STEER_KEYS = {"steer/setpoint", "steer/error", "steer/integral", "steer/direction"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", [{}, STEERED], ids=["adadim", "steer"])
 def test_sigkill_then_resume_gives_the_uninterrupted_history(tmp_path, method):
     extra = {"optim.epochs": 30, "run.checkpoint_every_steps": 7, "dynamics.every": 5, "eval.every_epochs": 4}
@@ -169,6 +170,7 @@ def _check_steered_history(rows):
     assert {r["steer/setpoint"] for r in measured} == {3.0}
 
 
+@pytest.mark.slow
 def test_offline_wandb_after_sigkill_and_resume_holds_each_step_once(tmp_path):
     """A killed run's offline file lacks its unflushed tail and the resumed run replays steps
     after the checkpoint; the resumed run's one offline folder must hold every step exactly once."""
@@ -194,6 +196,7 @@ def test_offline_wandb_after_sigkill_and_resume_holds_each_step_once(tmp_path):
         assert by_step[r["trainer/step"]]["train/loss"] == pytest.approx(r["train/loss"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_two_trainers_on_one_run_id_one_runs_the_other_is_refused(tmp_path):
     args = cli("train", *tiny_overrides(tmp_path, "shared", **{"optim.epochs": 400}))
     first = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -213,6 +216,7 @@ def test_two_trainers_on_one_run_id_one_runs_the_other_is_refused(tmp_path):
     assert [r["trainer/step"] for r in rows] == list(range(state["step"]))
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_and_exits_cleanly(tmp_path):
     args = cli(
         "train", *tiny_overrides(tmp_path, "term", **{"optim.epochs": 200, "run.checkpoint_every_steps": 100000})
@@ -308,6 +312,7 @@ def test_every_method_trains(method, tmp_path):
     assert math.isfinite(summary["train/loss"])
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_on_gloo(tmp_path):
     args = [
         "-m",
@@ -359,27 +364,6 @@ def test_unknown_config_file_and_malformed_override_are_refused(tmp_path, capsys
     assert "config file 'no-such-config' not found" in capsys.readouterr().err
     assert main(["train", "optim.lr"]) == 2
     assert "not of the form key=value" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
-def test_model_runs_channels_last_and_the_optimizer_is_fused_on_the_cpu(tmp_path, optimizer):
-    from adadim.training.trainer import plan_step, setup, train_step
-
-    run = setup(load_config(None, tiny_overrides(tmp_path, optimizer, **{"optim.name": optimizer})))
-    try:
-        convs = [m for m in run.model.modules() if isinstance(m, torch.nn.Conv2d)]
-        assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
-        assert all(group["fused"] for group in run.optimizer.param_groups)
-        batch = next(iter(run.loader))
-        before = [p.detach().clone() for p in run.model.parameters()]
-        train_step(run, batch, 0, plan_step(run, 0, False))
-        after = list(run.model.parameters())
-        assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))  # the fused step updates
-        assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)
-    finally:
-        run.logger.finish("finished")
-        if run.lock is not None:
-            run.lock.release()
 
 
 def test_channels_last_converts_image_batches_and_passes_other_tensors_through():

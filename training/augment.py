@@ -1,27 +1,6 @@
 """Two-view SSL augmentation of whole batches on the training device.
 
-`BatchAugmenter(preset, image_size, seed, rank, device).views(x, step)` returns two augmented
-views of the batch x (N×C×H×W, floats in [0, 1] or uint8). Every sample gets its own random
-parameters, drawn from an explicit ``torch.Generator`` seeded by (run seed, step, rank) and
-never from the global RNG: the same batch at the same step gives the same views (bit-identical
-on CPU), so a resumed run draws the views the uninterrupted run drew.
-
-Presets (the strengths are constructor arguments, so a recipe sweep can tune them):
-
-- ``digits`` (8×8 grayscale in [0, 1]): a random affine map (rotation ±10°, scale 0.9-1.1,
-  shift ±1 px, zeros outside), Gaussian pixel noise (σ 0.1, in pixel units), clipping to
-  [0, 1], and with p 0.5 the erasing of a 2-3 px rectangle. No flips: a flip changes a
-  digit's meaning.
-- ``cifar``: random resized crop (area 0.2-1, aspect 3/4-4/3), colour jitter (brightness 0.4,
-  contrast 0.4, saturation 0.2, hue 0.1, in random order per sample; p 0.8), grayscale
-  (p 0.2), horizontal flip (p 0.5): the SimCLR recipe (Chen et al., "A simple framework for
-  contrastive learning of visual representations", ICML 2020) with the smaller crop range
-  usual for 32×32 images.
-- ``imagenet`` (STL-10, image folders): the same with crop area 0.08-1, plus Gaussian blur
-  (23-tap kernel, σ 0.1-2, p 0.5) and solarization (threshold 0.5, p 0.1), as in the
-  loader-side presets of `data.py`.
-
-The colour presets end with the dataset's mean/std normalization when one is given.
+Design notes: docs/training.md, "Design notes: augment".
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ class SteerConfig:
     end: float = 2.0  # ... and at the last
     target_run: str | None = None  # target=run: an earlier run's directory (its history.jsonl)
     smooth: int = 3  # target=run: rolling median over this many of its measurements
-    # Tuned on digits (README "Steering the ratio"); the controller class's own defaults (0.4,
+    # Tuned on digits (docs/steering.md); the controller class's own defaults (0.4,
     # 0.2) are the synthetic-plant tuning its tests use.
     kp: float = 1.0
     ki: float = 0.5  # per control step (one dynamics measurement)

@@ -1,35 +1,7 @@
 """Steering α (method=steer): a PI controller with anti-windup that sets the NT-Xent weight so
 that the measured ratio H(R) / I_excess(R;Z) follows a setpoint path.
 
-One control step per dynamics measurement. With r the setpoint at this progress, y the
-measured ratio and d = ±1 the direction (which way a larger α moves the ratio):
-
-    e = (r - y) / r                              relative error, so gains do not depend on scale
-    S <- S + e                                   the integral (a sum over control steps)
-    α_cmd = α_init + d · (kp·e + ki·S + kd·(e - e_prev))
-    α <- clip(α_cmd, max(α_min, α - rate_limit), min(α_max, α + rate_limit))
-
-Anti-windup by conditional integration (clamping, not back-calculation): when α_cmd lies
-beyond what α can reach this step (the clip or the rate limit), S moves only as far as the
-point where α_cmd meets that limit and no further. So S stays bounded during a long stretch
-at a limit, and α leaves the limit as soon as the error changes sign. α is held, and nothing
-integrates, during the warm-up and at any control step whose measurement is NaN or infinite
-(the ratio is NaN while I_excess <= 0).
-
-``direction="auto"`` first identifies d: right after the warm-up, α is held at α_init + δ,
-α_init - δ, α_init - δ, α_init + δ for m = ``identify_steps`` control steps each (levels set
-directly, clipped, outside the rate limit). Each measurement is credited to the α in force
-during the interval before it; the first ⌊m/2⌋ of each block are dropped as settling, and d is
-the sign of mean(y | high) - mean(y | low). The ABBA order, with the same positions kept in
-every block, cancels a drift of the ratio that is linear in time. Limits: with measurement
-noise σ and n = 2·(m - ⌊m/2⌋) finite measurements per level, that difference has a standard
-error of about σ·√(2/n), so the sign is reliable only when the two levels move the ratio by
-clearly more than that. The response must also arrive within the block: a dead time of more
-than ⌊m/2⌋ control steps (beyond the one interval every measurement lags) credits the
-response to the wrong level and flips the sign systematically, and a time constant of
-several blocks shrinks the difference toward the noise; a curved drift, or NaN measurements
-(they break the symmetry), bias it. No difference at all (all NaN, or equal means) falls
-back to d = +1.
+Design notes: docs/steering.md, "Design notes: steering".
 """
 
 from __future__ import annotations

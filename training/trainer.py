@@ -283,7 +283,7 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
     splits = load_splits(cfg.data)
     backbone = build_backbone(cfg.model.backbone, splits.in_channels, cfg.model.width, cfg.model.cifar_stem)
     # channels_last on every device: oneDNN's convolutions, pooling and BatchNorm run faster in
-    # it on the CPU too (with the fused optimizer, a digits step 54 -> 43 ms; README "Measured").
+    # it on the CPU too (results/bench/).
     model = SSLModel(backbone, list(cfg.model.projector), splits.num_classes).to(device)
     model = model.to(memory_format=torch.channels_last)
 
