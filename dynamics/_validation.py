@@ -9,10 +9,14 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import torch
 
 KERNELS = ("cosine", "linear", "gaussian")
+Sigma = float | tuple[float | None, float | None] | list[float | None] | None
+_Estimator = TypeVar("_Estimator", bound=Callable[..., Any])
 
 
 def check_features(x: torch.Tensor, name: str = "x", min_samples: int = 2) -> None:
@@ -61,7 +65,7 @@ def warn_alpha_renamed(owner: str, stacklevel: int = 3) -> None:
     )
 
 
-def accepts_alpha_for_order(fn):
+def accepts_alpha_for_order(fn: _Estimator) -> _Estimator:
     """Let ``fn`` take the Rényi order under its old keyword ``alpha=`` for one more release.
 
     The order was called ``alpha``, which clashed with AdaDim's loss weight α. ``alpha=`` still
@@ -69,7 +73,7 @@ def accepts_alpha_for_order(fn):
     """
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         if "alpha" in kwargs:
             if "order" in kwargs:
                 raise TypeError(f"{fn.__name__}() got both order= and its deprecated name alpha=; pass order= only")
@@ -77,7 +81,7 @@ def accepts_alpha_for_order(fn):
             kwargs["order"] = kwargs.pop("alpha")
         return fn(*args, **kwargs)
 
-    return wrapper
+    return cast(_Estimator, wrapper)
 
 
 def check_kernel(kernel: str) -> str:
@@ -98,7 +102,7 @@ def check_sigma(sigma: float | None, name: str = "sigma") -> float | None:
     return value
 
 
-def check_sigma_pair(sigma) -> tuple[float | None, float | None]:
+def check_sigma_pair(sigma: Sigma) -> tuple[float | None, float | None]:
     """Gaussian widths of a pair of inputs: one value (or None) for both, or a (sigma_x, sigma_y) pair."""
     if isinstance(sigma, (tuple, list)):
         if len(sigma) != 2:

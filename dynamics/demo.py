@@ -15,8 +15,11 @@ expectation under random sample permutations of Z) ranks the three correctly, an
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -48,7 +51,7 @@ def embeddings(
     }
 
 
-def run_demo(batch_sizes=(64, 256, 1024), width: int = 2048, seed: int = 0) -> list[dict[str, float]]:
+def run_demo(batch_sizes: Sequence[int] = (64, 256, 1024), width: int = 2048, seed: int = 0) -> list[dict[str, Any]]:
     x, y = digits_tensor()
     generator = torch.Generator().manual_seed(seed)
     monitor = DynamicsMonitor(metrics=("entropy", "mutual_information", "permutation_baseline", "effective_rank"))
@@ -63,14 +66,14 @@ def run_demo(batch_sizes=(64, 256, 1024), width: int = 2048, seed: int = 0) -> l
     return rows
 
 
-def add_parser(commands, name: str = "demo", help_text: str = "") -> None:
+def add_parser(commands: Any, name: str = "demo", help_text: str = "") -> None:
     demo = commands.add_parser(name, help=help_text, description=help_text)
     demo.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024], help="values of N")
     demo.add_argument("--width", type=int, default=2048, help="dimension of the embeddings Z")
     demo.add_argument("--seed", type=int, default=0)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     if any(n < 2 for n in args.batch_sizes) or args.width < 1:
         print("adadim demo: batch sizes must be >= 2 and --width >= 1", file=sys.stderr)
         return 2

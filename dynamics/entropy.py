@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
 from ._validation import (
+    Sigma,
     accepts_alpha_for_order,
     check_features,
     check_kernel,
@@ -46,7 +47,7 @@ def working_precision(x: torch.Tensor) -> torch.Tensor:
     return x.to(measurement_dtype(x.dtype))
 
 
-def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+def autocast_off(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     try:
         return torch.autocast(device_type=device.type, enabled=False)
     except RuntimeError:  # a device type with no autocast support
@@ -101,7 +102,9 @@ def _per_log_n(value: torch.Tensor, n: int, normalize: bool) -> torch.Tensor:
     return value / math.log(n) if normalize else value
 
 
-def _validate_one(x, order, kernel, sigma, method, name="x"):
+def _validate_one(
+    x: torch.Tensor, order: float, kernel: str, sigma: float | None, method: str, name: str = "x"
+) -> float:
     check_features(x, name)
     check_kernel(kernel)
     check_sigma(sigma)
@@ -109,7 +112,9 @@ def _validate_one(x, order, kernel, sigma, method, name="x"):
     return check_order(order)
 
 
-def _validate_pair(x, y, order, kernel, sigma, method):
+def _validate_pair(
+    x: torch.Tensor, y: torch.Tensor, order: float, kernel: str, sigma: Sigma, method: str
+) -> tuple[float, tuple[float | None, float | None]]:
     check_features(x, "x")
     check_features(y, "y")
     check_same_samples(x, y)
@@ -283,7 +288,7 @@ def information_terms(
     y: torch.Tensor,
     order: float,
     kernel: str,
-    sigma,
+    sigma: Sigma,
     method: str = "auto",
     n_permutations: int = 0,
     seed: int = 0,
@@ -309,7 +314,7 @@ def information_terms(
     s_b = _entropy_of_input(y, order, kernel, method, gram=b, sigma=sigma_y)
     want_excess = null_permutations is not None
     closed_form = want_excess and order == 2.0
-    sampled_null = int(null_permutations) if want_excess and not closed_form else 0
+    sampled_null = int(null_permutations) if null_permutations is not None and not closed_form else 0
     count = max(int(n_permutations), sampled_null)
     perms = permutations(x.shape[0], count, seed, x.device) if count > 0 else []
     s_null = None
@@ -330,11 +335,11 @@ def information_terms(
         "gram_y": b,
     }
     # S(πBπᵀ) = S(B): only the joint entropy changes under a permutation.
-    permuted_mi = s_a + s_b - torch.stack(permuted) if permuted else None
+    permuted_mi = s_a + s_b - torch.stack(permuted) if permuted else torch.empty(0, dtype=s_ab.dtype)
     if n_permutations > 0:
         out["permuted_mutual_information"] = permuted_mi[: int(n_permutations)].mean()
     if want_excess:
-        if closed_form:
+        if s_null is not None:  # the closed form (order 2)
             # I - I_null = S_null - S_ab: the marginal entropies cancel exactly.
             out["null_mutual_information"] = s_a + s_b - s_null
             out["excess_mutual_information"] = s_null - s_ab

@@ -52,4 +52,5 @@ def alignment(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 2.0) -> torch.T
     alpha = check_positive(alpha, "alpha")
     z1, z2 = working_precision(z1), working_precision(z2)
     with autocast_off(z1.device):
-        return (normalized_rows(z1) - normalized_rows(z2)).norm(dim=1).pow(alpha).mean()
+        distance: torch.Tensor = (normalized_rows(z1) - normalized_rows(z2)).norm(dim=1)
+        return distance.pow(alpha).mean()

@@ -65,6 +65,7 @@ def gram_matrix(x: torch.Tensor, kernel: str = "cosine", sigma: float | None = N
         k = torch.exp(-squared_distances(x) / (2.0 * width * width))
     else:
         f = feature_map(x, kernel)
+        assert f is not None  # cosine and linear kernels have explicit features
         k = f @ f.T
     return trace_normalize(k)
 

@@ -29,7 +29,7 @@ class Metric:
     x: str = STEP  # the step metric it is plotted against; "" for summary-only keys
 
 
-def _m(key, label, description, unit="", x=STEP) -> Metric:
+def _m(key: str, label: str, description: str, unit: str = "", x: str = STEP) -> Metric:
     return Metric(key, label, description, unit, x)
 
 

@@ -18,6 +18,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import InitVar, dataclass
+from typing import Any
 
 import torch
 
@@ -26,6 +27,9 @@ from .entropy import DEFAULT_NULL_PERMUTATIONS, autocast_off, information_terms
 from .geometry import alignment, uniformity_from_cosine
 from .kernels import median_heuristic_sigma, normalized_rows
 from .spectrum import alpha_req, effective_rank, lidar
+
+# One view (N×D, or N×C×H×W flattened) or several views of the same samples, stacked.
+Views = torch.Tensor | Sequence[torch.Tensor]
 
 PREFIX = "dynamics/"
 
@@ -150,9 +154,9 @@ def gather_rows(x: torch.Tensor) -> torch.Tensor:
     world = dist.get_world_size()
     x = x.contiguous()
     count = torch.tensor([x.shape[0]], device=x.device)
-    counts = [torch.zeros_like(count) for _ in range(world)]
-    dist.all_gather(counts, count)
-    counts = [int(c) for c in counts]
+    gathered = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(gathered, count)
+    counts = [int(c) for c in gathered]
     padded = x.new_zeros((max(counts), *x.shape[1:]))
     padded[: x.shape[0]] = x
     pieces = [torch.empty_like(padded) for _ in range(world)]
@@ -160,7 +164,7 @@ def gather_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([piece[:c] for piece, c in zip(pieces, counts, strict=True)], dim=0)
 
 
-def _as_views(x: torch.Tensor | Sequence[torch.Tensor], name: str) -> list[torch.Tensor]:
+def _as_views(x: Views, name: str) -> list[torch.Tensor]:
     views = [x] if isinstance(x, torch.Tensor) else list(x)
     if not views:
         raise ValueError(f"{name} has no views")
@@ -186,17 +190,17 @@ class DynamicsMonitor:
     ``calibrate(r, z)`` fixes the Gaussian widths once (see its docstring).
     """
 
-    def __init__(self, settings: MonitorSettings | None = None, **overrides) -> None:
+    def __init__(self, settings: MonitorSettings | None = None, **overrides: Any) -> None:
         if settings is None:
             settings = MonitorSettings(**overrides)
         elif overrides:
             raise TypeError("pass either a MonitorSettings or keyword settings, not both")
         self.settings = settings
 
-    def __call__(self, r, z) -> dict[str, float]:
+    def __call__(self, r: Views, z: Views) -> dict[str, float]:
         return self.measure(r, z)
 
-    def _prepare(self, r, z) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def _prepare(self, r: Views, z: Views) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Validated, detached, gathered views in float32 (float64 kept)."""
         s = self.settings
         r_views, z_views = _as_views(r, "r"), _as_views(z, "z")
@@ -208,7 +212,7 @@ class DynamicsMonitor:
         return r_views, z_views
 
     @torch.no_grad()
-    def calibrate(self, r, z) -> dict[str, float]:
+    def calibrate(self, r: Views, z: Views) -> dict[str, float]:
         """Fix the Gaussian kernel widths of R and Z for every later measurement.
 
         Takes R and Z like ``measure`` (views stacked, gathered across ranks) and sets each
@@ -228,7 +232,7 @@ class DynamicsMonitor:
         return {"sigma_r": float(sigma_r), "sigma_z": float(sigma_z)}
 
     @torch.no_grad()
-    def measure(self, r, z) -> dict[str, float]:
+    def measure(self, r: Views, z: Views) -> dict[str, float]:
         r_views, z_views = self._prepare(r, z)
         with autocast_off(r_views[0].device):
             values = self._measure(r_views, z_views)

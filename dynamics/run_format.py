@@ -44,7 +44,7 @@ def from_json_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_history_lines(lines: list[str]) -> list[dict]:
+def parse_history_lines(lines: list[str]) -> list[dict[str, Any]]:
     """The rows of a ``history.jsonl``. A torn last line (a crash mid-write) is dropped; any
     other bad line raises `HistoryLineError`."""
     rows = []
