@@ -161,7 +161,8 @@ def dashboard_data(
     max_points = int(min(MAX_POINTS, max(MIN_POINTS, point_budget // max(1, lines))))
     buckets = (max_points - 2) // 2
 
-    run_rows, series = [], {k: [] for k in curve_keys}
+    run_rows: list[dict] = []
+    series: dict[str, list] = {k: [] for k in curve_keys}
     logged = drawn = 0
     hover = hover_columns(runs, by)
     final_keys = [

@@ -197,6 +197,8 @@ def _smoothing_spline(x: np.ndarray, y: np.ndarray, w: np.ndarray):
         gcv = n * rss / (n - df) ** 2
         if best is None or gcv < best[0]:
             best = (gcv, shrink, fitted, rss, df)
+    if best is None:
+        raise ValueError("no smoothing level leaves residual degrees of freedom; too few points")
     _, shrink, fitted, rss, df = best
     hat = root[:, None] * (v * shrink) @ v.T * np.sqrt(w)[None, :]
     sigma2 = rss / (n - df)

@@ -72,7 +72,7 @@ def log_analysis(
     run = wandb.init(
         project=project,
         entity=entity,
-        mode=mode,
+        mode=mode,  # type: ignore[arg-type]  # checked by the CLI's choices
         job_type="analysis",
         name=name or f"analysis-{out.resolve().name}",
         dir=str(out),
@@ -80,7 +80,7 @@ def log_analysis(
         settings=wandb.Settings(quiet=True, console="off", x_disable_stats=True),
     )
     try:
-        row = {}
+        row: dict[str, object] = {}
         for table_name, table in result.tables.items():
             if len(table) <= wandb.Table.MAX_ROWS:
                 row[f"tables/{table_name}"] = wandb.Table(dataframe=_plain(table))

@@ -96,7 +96,7 @@ def read_records(path: str | Path):
     from wandb.proto import wandb_internal_pb2 as pb
 
     for payload in read_payloads(path):
-        record = pb.Record()
+        record = pb.Record()  # type: ignore[attr-defined]  # generated protobuf class
         record.ParseFromString(payload)
         yield record
 

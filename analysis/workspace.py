@@ -141,7 +141,7 @@ def spec_keys(spec: dict) -> dict[str, set[str]]:
     """The run keys a serialized workspace refers to: ``history`` (line-plot metrics and x
     axes), ``summary`` (bar and scatter metrics), ``regex`` (line-plot metric patterns),
     ``group`` (the grouping keys, as W&B spells them)."""
-    found = {"history": set(), "summary": set(), "regex": set(), "group": set()}
+    found: dict[str, set[str]] = {"history": set(), "summary": set(), "regex": set(), "group": set()}
     for section in spec["spec"]["section"]["panelBankConfig"]["sections"]:
         for panel in section["panels"]:
             config, kind = panel["config"], panel["viewType"]

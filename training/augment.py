@@ -40,7 +40,7 @@ class ColorStrengths:
     solarize_threshold: float = 0.5
 
 
-PRESETS = {
+PRESETS: dict[str, DigitsStrengths | ColorStrengths] = {
     "digits": DigitsStrengths(),
     "cifar": ColorStrengths(),
     "imagenet": ColorStrengths(crop_scale=(0.08, 1.0), blur_p=0.5, solarize_p=0.1),
@@ -148,7 +148,7 @@ class BatchAugmenter:
             out = _digits_view(x, self.strengths, generator)
         else:
             out = _color_view(x, self.strengths, generator)
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:
             out = (out - self.mean) / self.std
         return out
 

@@ -14,8 +14,6 @@ import sys
 import typing
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from . import config as schema
 
 _FIELD = re.compile(r"^\s+(\w+):\s*[^=]+?(?:=.*?)?(?:\s+#\s*(?P<comment>.*))?$")
@@ -61,7 +59,7 @@ def leaves(cls: type = schema.TrainConfig, prefix: str = "") -> list[tuple[str, 
     for f in dataclasses.fields(cls):
         kind = hints[f.name]
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if dataclasses.is_dataclass(kind):
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             rows += leaves(kind, f"{prefix}{f.name}.")
         else:
             rows.append((f"{prefix}{f.name}", _type_name(f.type), default, comments.get(f.name, "")))
@@ -71,8 +69,7 @@ def leaves(cls: type = schema.TrainConfig, prefix: str = "") -> list[tuple[str, 
 def _bundled() -> dict[str, dict]:
     out = {}
     for name in schema.bundled_configs():
-        values = OmegaConf.to_container(schema.read_config_file(schema.CONFIG_DIR / f"{name}.yaml"), resolve=True)
-        out[name] = schema.to_flat_dict(OmegaConf.create(values))
+        out[name] = schema.to_flat_dict(schema.read_config_file(schema.CONFIG_DIR / f"{name}.yaml"))
     return out
 
 

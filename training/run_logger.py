@@ -83,7 +83,7 @@ class RunLogger(NullLogger):
         except OSError as error:  # a read-only run.root, a full disk
             raise RunDirectoryError(f"cannot write run directory {run_dir}: {error.strerror or error}") from None
         self.wandb_run = self._start_wandb(cfg, run_id, provenance) if cfg.wandb.mode != "disabled" else None
-        if replay:
+        if replay and self.wandb_run is not None:
             for row in kept:  # the new offline folder holds the whole history, each step once
                 self.wandb_run.log(from_json_row(row), step=int(row[STEP]))
         self.set_summary({"state": "running", "run_id": run_id, **provenance})

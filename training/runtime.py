@@ -8,6 +8,7 @@ import platform
 import signal
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -91,7 +92,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signum = 0
-        self._previous = {}
+        self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -130,6 +130,6 @@ def read_run_path(target: str | Path, smooth: int = 3) -> SetpointPath:
         raise TargetRunError(f"steer.target_run: {path} holds no finite {RATIO} to follow")
     points.sort()
     smoothed = rolling_median([v for _, v in points], smooth)
-    scale = max(1.0, float(last))
+    scale = max(1.0, float(last or 0))
     knots = tuple((step / scale, value) for (step, _), value in zip(points, smoothed, strict=True))
     return SetpointPath("run", knots[0][1], knots[-1][1], knots)
