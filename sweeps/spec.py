@@ -320,6 +320,28 @@ def distinct_params(params: dict) -> dict:
     return out
 
 
+def check_trial_modes(trials: list[dict], config: str | None, extra: list[str]) -> None:
+    """Each trial as the trainer will read it: a key its mode never reads is refused, naming
+    the trial, before any trial runs (the rule of `adadim.training.mode_keys`)."""
+    from adadim.training import mode_keys
+    from adadim.training.config import ConfigError, load_config, user_set_keys
+
+    config = config or "digits"  # the trainer's own default
+    try:
+        base = load_config(config, extra, check_files=False)
+        base_keys = user_set_keys(config, extra)
+    except ConfigError as error:
+        raise SweepError(f"the overrides given to every trial: {error}") from None
+    modes = {rule.mode for rule in mode_keys.RULES} | set(mode_keys.IMPLIES)
+    for index, params in enumerate(trials):
+        values = {key: params.get(key, OmegaConf.select(base, key)) for key in modes}
+        user = base_keys | set(params)
+        values.update(mode_keys.implied(values, user))
+        problem = mode_keys.conflict(values, user)
+        if problem:
+            raise SweepError(f"trial {index} {params}: {problem}")
+
+
 def grid_size(sweep: Sweep) -> int:
     """Combinations in a grid, before skipping the ones that differ only in ignored settings."""
     return math.prod(len(p.values) for p in sweep.parameters)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .controller import METHODS
+from .mode_keys import ModeKeyError, dotted_keys
+from .mode_keys import apply as apply_mode_keys
 from .setpoints import TARGETS
 from .steering import DIRECTIONS
 
@@ -340,12 +343,26 @@ def _merge(*parts: DictConfig) -> DictConfig:
     return cfg
 
 
+def user_set_keys(config: str | None, overrides: list[str] | None) -> set[str]:
+    """The dotted keys the user set: their overrides, and every key of their own config file.
+    A bundled config file's keys are defaults, not the user's."""
+    keys = dotted_keys(parse_overrides(list(overrides or [])))
+    if config is not None and _resolve_path(config).parent.resolve() != CONFIG_DIR.resolve():
+        keys |= dotted_keys(read_config_file(_resolve_path(config)))
+    return keys
+
+
 def load_config(config: str | None = None, overrides: list[str] | None = None, check_files: bool = True) -> DictConfig:
     """Schema defaults <- YAML file <- dotlist overrides, validated. ``check_files=False``
     skips the check that the dataset's folder exists (a sweep file is checked before the
     machine that will hold the data runs it)."""
     parts = [read_config_file(_resolve_path(config))] if config is not None else []
     cfg = _merge(*parts, parse_overrides(list(overrides or [])))
+    try:
+        for note in apply_mode_keys(cfg, user_set_keys(config, overrides)):
+            print(f"adadim: {note}", file=sys.stderr)
+    except ModeKeyError as error:
+        raise ConfigError(str(error)) from None
     validate(cfg, check_files)
     return cfg
 

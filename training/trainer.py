@@ -35,7 +35,7 @@ from adadim.dynamics.monitor import gather_rows
 from omegaconf import DictConfig, OmegaConf
 
 from .augment import BatchAugmenter
-from .checkpoint import checkpoints, load_latest, save_checkpoint
+from .checkpoint import CheckpointError, checkpoints, identity, load_into, load_latest, record_refusal, save_checkpoint
 from .config import ConfigError, load_saved_config, to_flat_dict
 from .controller import WeightController
 from .data import (
@@ -333,6 +333,11 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
     required = ("model", "optimizer", "controller", "rng_cpu", "step")
     resumed = load_latest(run_dir / "checkpoints", map_location=device, required=required) if cfg.run.resume else None
     if resumed is not None:
+        try:
+            load_into(model, resumed[0], resumed[1], run_id, run_dir / "config.yaml")
+        except CheckpointError as error:
+            record_refusal(run_dir, str(error))
+            raise
         _restore(run, resumed[1])
 
     if dist.world > 1:
@@ -356,6 +361,7 @@ def _checkpoint_state(run: Run, step: int) -> dict:
     state = {
         "step": step,
         "model": _unwrap(run.model).state_dict(),
+        **identity(run.run_id, _unwrap(run.model)),
         "optimizer": run.optimizer.state_dict(),
         "controller": run.controller.state_dict(),
         "rng_cpu": torch.get_rng_state(),
