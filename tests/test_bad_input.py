@@ -18,6 +18,7 @@ import os
 import pickle
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -114,6 +115,79 @@ def copied_run(tmp: Path) -> None:
     rows = planted_rows(20, constant(1.0), constant(0.5))
     original = write_run(tmp / "runs", "orig", rows, {"run_id": "orig", "final/lowlabel_top1": 0.6})
     shutil.copytree(original, tmp / "runs" / "orig-copy")
+
+
+def _hold(folder: str):
+    """Another runner holding ``folder``'s lock (a process of its own, as a second terminal)."""
+
+    def setup(tmp: Path):
+        sweep_file(tmp, {"method": {"value": "vicreg"}})
+        target = Path(folder.replace("{tmp}", str(tmp)))
+        code = (
+            "import sys; from adadim.training.run_lock import acquire_run_lock; "
+            f"lock = acquire_run_lock({str(target)!r}); print('held', flush=True); sys.stdin.read()"
+        )
+        holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert holder.stdout.readline().strip() == b"held"
+        return holder  # the harness closes its stdin (the holder exits) after the call
+
+    return setup
+
+
+def image_folder_with(bad: Callable[[Path], object]):
+    """A tiny image folder (two classes of four 16x16 JPEGs in train/ and val/), a user config
+    file that takes the colour preset, then ``bad`` applied to the folder."""
+
+    def setup(tmp: Path) -> None:
+        from PIL import Image
+
+        for split in ("train", "val"):
+            for label in ("a", "b"):
+                folder = tmp / "ds" / split / label
+                folder.mkdir(parents=True)
+                for k in range(4):
+                    Image.new("RGB", (16, 16), (60 * k, 30, 200 if label == "a" else 10)).save(folder / f"{k}.jpg")
+        (tmp / "cfg.yaml").write_text("method: vicreg\n")
+        bad(tmp / "ds")
+
+    return setup
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:200])
+
+
+IMAGES = (
+    *("train", "--config", "{tmp}/cfg.yaml", "data.name=imagefolder", "data.root={tmp}/ds", "run.root={tmp}/runs"),
+    *("run.id=img", "wandb.mode=disabled", "run.progress=false", "data.batch_size=4", "model.width=4"),
+    *("model.projector=[8,8]", "optim.epochs=1", "dynamics.every=0", "eval.every_epochs=0"),
+    *("eval.final_probe_epochs=1", "eval.lowlabel_epochs=1", "eval.lowlabel_draws=1", "eval.lowlabel_k=[1]"),
+)
+
+
+def _other_model_checkpoint(run_id: str | None = None, width: int = 4):
+    """Run r0 under {tmp}/runs whose newest checkpoint holds another model (``width``), or the
+    same model recorded as another run's (``run_id``)."""
+
+    def setup(tmp: Path) -> None:
+        run = write_trained_run(tmp / "runs" / "r0", tiny(tmp))
+        cfg = load_config("digits", tiny(tmp))
+        splits = load_splits(cfg.data)
+        backbone = build_backbone(cfg.model.backbone, splits.in_channels, width, cfg.model.cifar_stem)
+        model = SSLModel(backbone, list(cfg.model.projector), splits.num_classes)
+        # What a resume asks for beside the model; the identity is checked before any of it is read.
+        state = {"model": model.state_dict(), "step": 8, "optimizer": {}, "controller": {}, "rng_cpu": torch.zeros(1)}
+        if run_id is not None:
+            state["run_id"] = run_id
+        save_checkpoint(run / "checkpoints", 8, state, keep=5)
+        (run / "summary.json").write_text(json.dumps({"state": "interrupted", "run_id": "r0"}))
+
+    return setup
+
+
+def trial_mode_sweep(tmp: Path) -> None:
+    # steer.kp is fine beside method=steer (the first value), not in the vicreg trial
+    sweep_file(tmp, {"method": {"values": ["steer", "vicreg"]}, "steer.kp": {"value": 2.0}})
 
 
 # ---- the catalogue ---------------------------------------------------------------------------
@@ -230,7 +304,46 @@ CASES = [
          _replace("{tmp}/a-file", "x", lambda t: None)),
     Case("train-read-only-root", ("train", "@tiny", "run.root={tmp}/ro/runs"), 2, "run directory",
          lambda tmp: (tmp / "ro").mkdir(), read_only="{tmp}/ro"),
+    # -- adadim train: a setting the chosen mode never reads is refused, naming its mode --------
+    Case("train-alpha-without-fixed", _train("method=vicreg", "adadim.alpha=0.3"), 2,
+         "adadim.alpha is read only with method=fixed, and this config has method=vicreg", absent=("{tmp}/runs",)),
+    Case("train-schedule-without-schedule", _train("method=fixed", "adadim.alpha_start=0.1", "adadim.alpha_end=0.9"),
+         2, "adadim.alpha_end is read only with method=linear or method=cosine", absent=("{tmp}/runs",)),
+    Case("train-steer-keys-without-steer", _train("method=vicreg", "steer.kp=5", "steer.target=run"), 2,
+         "steer.kp is read only with method=steer", absent=("{tmp}/runs",)),
+    Case("train-target-run-with-constant-target", _train("method=steer", "steer.target=constant",
+         "steer.target_run={tmp}/earlier"), 2, "steer.target_run is read only with steer.target=run",
+         absent=("{tmp}/runs",)),
+    # steer.target_run alone implies steer.target=run: the missing folder is then named
+    Case("train-target-run-implies-run-target", _train("method=steer", "steer.target_run={tmp}/nowhere"), 2,
+         "nowhere/history.jsonl not found", unchanged=(), absent=("{tmp}/runs/r0",)),
+    Case("train-mode-key-in-user-file", ("train", "--config", "{tmp}/mine.yaml", "@tiny"), 2,
+         "adadim.alpha is read only with method=fixed",
+         _replace("{tmp}/mine.yaml", "method: simclr\nadadim:\n  alpha: 0.3\n", lambda t: None),
+         absent=("{tmp}/runs",)),
+    Case("train-skip-bad-images-without-folder", _train("data.skip_bad_images=true"), 2,
+         "data.skip_bad_images is read only with data.name=imagefolder", absent=("{tmp}/runs",)),
+    # -- adadim train: image folders fail in one line naming the file ---------------------------
+    # (a bad image is met when it is first decoded: here in the first training batch)
+    Case("train-image-folder-empty-class", IMAGES, 2, "Found no valid file for the classes c",
+         image_folder_with(lambda ds: ((ds / "train" / "c").mkdir(), (ds / "val" / "c").mkdir())),
+         unchanged=("{tmp}/ds",), absent=("{tmp}/runs/img",)),
+    Case("train-image-folder-truncated-jpeg", IMAGES, 2, "ds/train/a/1.jpg cannot be read",
+         image_folder_with(lambda ds: _truncate(ds / "train" / "a" / "1.jpg")), unchanged=("{tmp}/ds",)),
+    Case("train-image-folder-garbage-jpeg", IMAGES, 2, "ds/train/b/2.jpg cannot be read (cannot identify image",
+         image_folder_with(lambda ds: (ds / "train" / "b" / "2.jpg").write_bytes(b"not an image" * 20)),
+         unchanged=("{tmp}/ds",)),
+    Case("train-image-folder-skip-bad-images", (*IMAGES, "data.skip_bad_images=true"), 0,
+         "skipped 2 unreadable image(s) of 8 in",
+         image_folder_with(lambda ds: (_truncate(ds / "train" / "a" / "1.jpg"),
+                                       (ds / "train" / "b" / "2.jpg").write_bytes(b"x" * 100))),
+         unchanged=("{tmp}/ds",), marks=(pytest.mark.slow,)),
     # -- adadim train: resuming a run whose files are damaged ---------------------------------
+    Case("train-resume-checkpoint-of-another-shape", _train(), 2, "does not fit the model of",
+         _other_model_checkpoint(width=4), unchanged=("{tmp}/runs/r0/checkpoints", "{tmp}/runs/r0/config.yaml")),
+    Case("train-resume-checkpoint-of-another-run", _train(), 2, "belongs to run 'other', not 'r0'",
+         _other_model_checkpoint(run_id="other", width=8),
+         unchanged=("{tmp}/runs/r0/checkpoints", "{tmp}/runs/r0/config.yaml")),
     Case("train-resume-checkpoint-without-model", _train(), 2, "is not an adadim checkpoint (no 'model'",
          _resume_dir(state={"step": 4, "other": torch.zeros(1)})),
     Case("train-resume-garbage-config", _train(), 2, "config.yaml", _resume_dir(config="\x00garbage: [\n")),
@@ -295,6 +408,20 @@ CASES = [
     Case("sweep-read-only-root", ("sweep", "local", "{tmp}/sweep.yaml", "--root", "{tmp}/ro/runs"), 2,
          "cannot write the sweep folder",
          lambda tmp: (sweep_file(tmp, {"method": {"value": "vicreg"}}), (tmp / "ro").mkdir()), read_only="{tmp}/ro"),
+    Case("sweep-trial-mode-key", ("sweep", "local", "{tmp}/sweep.yaml", "--root", "{tmp}/runs"), 2,
+         "trial 1 {'method': 'vicreg', 'steer.kp': 2.0}: steer.kp is read only with method=steer", trial_mode_sweep,
+         absent=("{tmp}/runs",)),
+    Case("sweep-second-runner", ("sweep", "local", "{tmp}/sweep.yaml", "--root", "{tmp}/runs"), 2,
+         "/runs/tiny is already being run by another process (PID", _hold("{tmp}/runs/tiny"),
+         absent=("{tmp}/runs/tiny/sweep.json", "{tmp}/runs/tiny/logs")),
+    Case("study-second-runner", ("study", "--file", "{tmp}/sweep.yaml", "--root", "{tmp}/runs", "--out",
+         "{tmp}/out"), 2, "/runs is already being run by another process (PID", _hold("{tmp}/runs"),
+         absent=("{tmp}/runs/tiny", "{tmp}/out")),
+    # -- adadim noise-floor ------------------------------------------------------------------------
+    Case("noise-floor-checkpoint-of-another-shape", ("noise-floor", "--run", "{tmp}/runs/r0", "--repeats", "3"), 2,
+         "does not fit the model of", _other_model_checkpoint(width=4)),
+    Case("noise-floor-checkpoint-of-another-run", ("noise-floor", "--run", "{tmp}/runs/r0", "--repeats", "3"), 2,
+         "belongs to run 'other', not 'r0'", _other_model_checkpoint(run_id="other", width=8)),
     Case("sweep-create-value-w-and-b-would-cut", ("sweep", "create", "{tmp}/sweep.yaml"), 2,
          "would not read 'wandb.group=exp #1' as written",
          lambda tmp: sweep_file(tmp, {"wandb.group": {"values": ["exp #1"]}})),
@@ -361,7 +488,7 @@ def test_bad_input(case: Case, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / ".config" / "wandb"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     fill = lambda text: text.replace("{tmp}", str(tmp_path))  # noqa: E731
-    case.setup(tmp_path)
+    helper = case.setup(tmp_path)
     argv = []
     for token in case.argv:
         argv += tiny(tmp_path) if token == "@tiny" else [fill(token)]
@@ -384,6 +511,8 @@ def test_bad_input(case: Case, tmp_path, monkeypatch, capsys):
         assert snapshot(Path(fill(p))) == before[p], f"{p} changed"
     for p in case.absent:
         assert not Path(fill(p)).exists(), f"{p} was created"
+    if isinstance(helper, subprocess.Popen):  # a process holding a lock: let it go
+        helper.communicate(timeout=30)
 
 
 # ---- cases that need more than a row ------------------------------------------------------------
@@ -407,7 +536,7 @@ def test_a_value_with_a_hash_and_shell_syntax_reaches_a_local_trial_unchanged(tm
 def test_the_catalogue_covers_every_command_and_each_case_once():
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids))
-    assert {c.argv[0] for c in CASES} == {"eval", "train", "analyze", "sweep"}
+    assert {c.argv[0] for c in CASES} == {"eval", "train", "analyze", "sweep", "study", "noise-floor"}
     assert all(c.code in (0, 2) for c in CASES)
 
 
@@ -418,3 +547,12 @@ def test_pickle_payload_is_real(tmp_path):
     pickle.loads(pickle.dumps(Pwn(target)))
     assert target.exists()
     os.remove(target)
+
+
+def test_a_refused_checkpoint_is_recorded_in_the_runs_summary(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _other_model_checkpoint(run_id="other", width=8)(tmp_path)
+    assert run_cli(["train", *tiny(tmp_path)]) == 2
+    summary = json.loads((tmp_path / "runs" / "r0" / "summary.json").read_text())
+    assert summary["state"] == "failed: checkpoint refused" and "belongs to run 'other'" in summary["error"]
+    assert summary["run_id"] == "r0"  # what the summary held is kept

@@ -90,6 +90,7 @@ class DataConfig:
     synthetic_samples: int = 512
     synthetic_classes: int = 4
     synthetic_size: int = 8  # synthetic images are 1 x size x size
+    skip_bad_images: bool = False  # imagefolder: leave out images that do not decode (counted on stderr)
 
 
 @dataclass

@@ -42,6 +42,7 @@ RULES = (
     ReadBy(("steer.start", "steer.end"), "steer.target", ("linear", "cosine")),
     ReadBy(("steer.target_run", "steer.smooth"), "steer.target", ("run",)),
     ReadBy(("steer.identify_steps", "steer.identify_delta"), "steer.direction", ("auto",)),
+    ReadBy(("data.skip_bad_images",), "data.name", ("imagefolder",)),
 )
 
 # A key that names its mode when the user left the mode unset.

@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 from .checkpoint import CheckpointError, load_into, load_latest, owner_run_id
 from .config import ConfigError, TrainConfig, validate
 from .data import load_splits
+from .image_folder import DatasetError, error_line
 from .models import SSLModel, build_backbone
 from .probe import build_monitor, build_probe, probe_size
 
@@ -117,6 +118,9 @@ def run(args) -> int:
         tmp.replace(out)
     except (ConfigError, CheckpointError, FileNotFoundError, PermissionError) as error:
         print(f"adadim noise-floor: {error}", file=sys.stderr)
+        return 2
+    except DatasetError as error:  # an unreadable image
+        print(f"adadim noise-floor: {error_line(error)}", file=sys.stderr)
         return 2
     print(f"noise floor of {run_dir} at step {result['step']} over {result['repeats']} view draws -> {out}")
     for key in ("dynamics/H_R", "dynamics/I_RZ_excess", "dynamics/ratio_H_I"):

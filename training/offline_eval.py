@@ -20,6 +20,7 @@ from .checkpoint import load_into, load_latest, owner_run_id
 from .config import ConfigError, load_config, load_saved_config, override_saved_config
 from .data import evaluation_loaders, load_splits
 from .evaluation import evaluate_splits, extract_features
+from .image_folder import DatasetError, error_line
 from .models import SSLModel, build_backbone
 from .run_lock import RunDirectoryError
 
@@ -87,6 +88,9 @@ def main(args) -> int:
         scores = evaluate(cfg, backbone)
     except (ConfigError, RunDirectoryError, FileNotFoundError) as error:  # the dataset's files among them
         print(f"adadim eval: {error}", file=sys.stderr)
+        return 2
+    except DatasetError as error:  # an unreadable image
+        print(f"adadim eval: {error_line(error)}", file=sys.stderr)
         return 2
     print(label)
     k = cfg.eval.lowlabel_k[0]

@@ -52,7 +52,7 @@ from .losses.adadim import ObjectiveSettings, adadim_objective, gradient_norms, 
 from .models import SSLModel, build_backbone, channels_last
 from .optim import apply_schedule, build_optimizer, schedule_fraction
 from .probe import ProbeSet, build_monitor, build_probe, probe_size
-from .run_lock import RunLock, RunLocked, acquire_run_lock
+from .run_lock import RunLock, RunLocked, acquire_run_lock, remove_unstarted
 from .run_logger import NullLogger, RunLogger
 from .runtime import Distributed, StopRequest, broadcast_object, retain_freed_memory, setup_distributed
 from .setpoints import SetpointPath, TargetRunError, read_run_path
@@ -244,6 +244,7 @@ def setup(cfg: DictConfig) -> Run:
     dist = setup_distributed(cfg.run.device)
     run_id = resolve_run_id(cfg, dist)
     run_dir = Path(cfg.run.root) / run_id
+    existed = run_dir.exists()
     lock = _lock_run_dir(run_dir, dist)
     try:
         if cfg.run.resume:
@@ -254,6 +255,8 @@ def setup(cfg: DictConfig) -> Run:
     except BaseException:
         if lock is not None:
             lock.release()
+            if not existed:
+                remove_unstarted(run_dir)
         raise
     run.lock = lock
     return run
