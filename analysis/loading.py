@@ -1,7 +1,7 @@
 """`load_runs(source)`: local run directories, W&B offline files, or a W&B project.
 
 Sources:
-- a local runs root (folders holding ``history.jsonl``, or sweep folders of them: a study's root), or one run directory;
+- a local runs root (run folders at any depth below it, `adadim.analysis.discovery`), or one run directory;
 - W&B offline run folders or ``.wandb`` files (from our trainer or from any code), or a folder
   holding them; read without a server (see `adadim.analysis.wandb_file`). Several offline folders of
   one run id (a resumed run) merge, the later file winning for replayed steps;
@@ -32,6 +32,7 @@ import pandas as pd
 import yaml
 from adadim.dynamics.run_format import HistoryLineError, flatten, parse_history_lines
 
+from .discovery import candidate_run_dirs, is_candidate, missing_history, run_key
 from .run_cache import Cache, cache_location, signature
 from .runset import STEP, RunSet, empty_runset
 from .wandb_file import WandbFileError
@@ -159,7 +160,7 @@ def run_identity(folder: str, summary: dict, config: dict) -> str:
 def parse_local_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     history_path = run_dir / "history.jsonl"
     if not history_path.is_file():
-        raise BadRun("no history.jsonl")
+        raise BadRun(missing_history(run_dir))
     rows = _read_jsonl(history_path)
     summary = _read_mapping(run_dir / "summary.json", json.loads)
     config = _read_mapping(run_dir / "config.yaml", yaml.safe_load)
@@ -225,26 +226,20 @@ def run_from_api(api_run) -> tuple[dict, pd.DataFrame]:
 
 
 def _local_run_dirs(source: Path) -> list[Path]:
-    """Run folders directly under ``source``, and those of every sweep folder (one holding a
-    local sweep's ``sweep.json``) directly under it: a study's root holds one sweep per part."""
-    found = []
-    for child in sorted(p for p in source.iterdir() if p.is_dir()):
-        if (child / "history.jsonl").is_file():
-            found.append(child)
-        elif (child / "sweep.json").is_file():
-            found += sorted(p for p in child.iterdir() if p.is_dir() and (p / "history.jsonl").is_file())
-    return found
+    """Candidate run folders at any depth below ``source`` (`adadim.analysis.discovery`)."""
+    return candidate_run_dirs(source)
 
 
 def _discover(source: Path) -> list[tuple[str, list, Callable[[], tuple[dict, pd.DataFrame]]]]:
     """(cache key, signature of its files, parser) for every run under a local path."""
     found = []
-    if (source / "history.jsonl").is_file():
+    if source.is_dir() and is_candidate(source):
         return [(source.name, signature(_local_files(source)), lambda s=source: parse_local_run(s))]
     wandb_only = source.is_file() or source.name.startswith("offline-run-") or source.name == "wandb"
     if not wandb_only:
         for run_dir in _local_run_dirs(source):
-            found.append((run_dir.name, signature(_local_files(run_dir)), lambda d=run_dir: parse_local_run(d)))
+            key = run_key(source, run_dir)
+            found.append((key, signature(_local_files(run_dir)), lambda d=run_dir: parse_local_run(d)))
     if found:
         return found
     by_id: dict[str, list[Path]] = {}

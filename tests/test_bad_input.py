@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from adadim.analysis.loading import load_runs
 from adadim.sweeps.console import main
 from adadim.training.checkpoint import save_checkpoint
 from adadim.training.config import load_config
@@ -185,6 +186,34 @@ def _other_model_checkpoint(run_id: str | None = None, width: int = 4):
     return setup
 
 
+def beside_good_runs(name: str, history: Callable[[Path], object] | None):
+    """A good run, and a finished run ``name`` with its config and summary whose history.jsonl
+    is what ``history`` makes of its path (None: no history at all)."""
+
+    def setup(tmp: Path) -> None:
+        good_runs(tmp)
+        run = write_run(tmp / "runs", name, planted_rows(5, constant(1), constant(1)), {"final/lowlabel_top1": 0.5})
+        (run / "history.jsonl").unlink()
+        if history is not None:
+            history(run / "history.jsonl")
+
+    return setup
+
+
+def nested_runs(tmp: Path) -> None:
+    for folder, run_id in (("a/run1", "a-run1"), ("b/run1", "b-run1"), ("a/run2", "run2")):
+        rows = planted_rows(20, constant(1.0), constant(0.5))
+        write_run(tmp / "runs" / folder.split("/")[0], folder.split("/")[1], rows,
+                  {"run_id": run_id, "final/lowlabel_top1": 0.6})  # fmt: skip
+
+
+def swapped_cache(tmp: Path) -> None:
+    """Two runs analysed once (their cache written), then run good0's cache file copied over good1's."""
+    root = good_runs(tmp, 2)
+    load_runs(root, progress=False)
+    shutil.copyfile(root / ".adadim-cache" / "good0.parquet", root / ".adadim-cache" / "good1.parquet")
+
+
 def trial_mode_sweep(tmp: Path) -> None:
     # steer.kp is fine beside method=steer (the first value), not in the vicreg trial
     sweep_file(tmp, {"method": {"values": ["steer", "vicreg"]}, "steer.kp": {"value": 2.0}})
@@ -207,6 +236,7 @@ class Case:
 
 
 RUN = "{tmp}/run"
+ANALYZE = ("analyze", "{tmp}/runs", "--out", "{tmp}/out", "--no-cache", "--studies", "equilibrium")
 EVAL_RUN = ("eval", "--run", RUN)
 
 
@@ -386,6 +416,18 @@ CASES = [
     Case("analyze-nowhere", ("analyze", "{tmp}/nowhere", "--out", "{tmp}/out"), 2, "no runs at"),
     Case("analyze-only-bad-runs", ("analyze", "{tmp}/runs", "--out", "{tmp}/out", "--no-cache"), 2,
          "no usable runs", _replace("{tmp}/runs/binary/history.jsonl", b"\xff\xfe\x00", lambda t: None)),
+    # Every folder with a run's files is a candidate: a bad one is named, never silently dropped.
+    Case("analyze-no-history", ANALYZE, 0, "skipped run nohist: no history.jsonl (the folder holds config.yaml",
+         beside_good_runs("nohist", None), unchanged=("{tmp}/runs",)),
+    Case("analyze-history-is-a-folder", ANALYZE, 0, "skipped run dirhist: history.jsonl is a folder, not a file",
+         beside_good_runs("dirhist", Path.mkdir), unchanged=("{tmp}/runs",)),
+    Case("analyze-history-is-a-fifo", ANALYZE, 0, "skipped run fifo: history.jsonl is not a regular file",
+         beside_good_runs("fifo", os.mkfifo), unchanged=("{tmp}/runs",)),
+    Case("analyze-nested-runs", ("analyze", "{tmp}/runs", "--out", "{tmp}/out", "--no-cache", "--studies",
+         "equilibrium"), 0, "analyzed 3 runs", nested_runs, unchanged=("{tmp}/runs",)),
+    Case("analyze-swapped-cache-file", ("analyze", "{tmp}/runs", "--out", "{tmp}/out", "--studies", "equilibrium"),
+         0, "the cache entry of run good1 does not match the run it was written for; rebuilt", swapped_cache,
+         unchanged=()),
     # -- adadim sweep ----------------------------------------------------------------------------
     Case("sweep-huge-grid", ("sweep", "local", "{tmp}/sweep.yaml", "--root", "{tmp}/runs"), 2,
          "the grid has 1,048,576 trials, more than the limit of 10,000", huge_grid, absent=("{tmp}/runs",)),
@@ -556,3 +598,11 @@ def test_a_refused_checkpoint_is_recorded_in_the_runs_summary(tmp_path, monkeypa
     summary = json.loads((tmp_path / "runs" / "r0" / "summary.json").read_text())
     assert summary["state"] == "failed: checkpoint refused" and "belongs to run 'other'" in summary["error"]
     assert summary["run_id"] == "r0"  # what the summary held is kept
+
+
+def test_a_swapped_cache_file_is_rebuilt_from_the_runs_own_history(tmp_path):
+    swapped_cache(tmp_path)
+    rs = load_runs(tmp_path / "runs", progress=False)
+    assert sorted(rs.runs.index) == ["good0", "good1"]
+    good1 = rs.history[rs.history["run_id"] == "good1"]
+    assert len(good1) == 20 and good1["dynamics/H_R"].eq(2.0).all()  # its own history (H_R 2.0, good0's is 1.0)
