@@ -232,6 +232,7 @@ class Case:
     unchanged: tuple[str, ...] = ("{tmp}",)  # trees that must be byte-identical afterwards
     absent: tuple[str, ...] = ()  # paths that must not exist afterwards
     read_only: str | None = None  # a folder made unwritable (for root too) during the call
+    env: tuple[tuple[str, str], ...] = ()  # environment variables set for the call
     marks: tuple = field(default_factory=tuple)
 
 
@@ -353,6 +354,9 @@ CASES = [
          absent=("{tmp}/runs",)),
     Case("train-skip-bad-images-without-folder", _train("data.skip_bad_images=true"), 2,
          "data.skip_bad_images is read only with data.name=imagefolder", absent=("{tmp}/runs",)),
+    # W&B's environment decides what the user left unset; a value it cannot follow is named
+    Case("train-wandb-mode-from-environment", _train("wandb.mode=null"), 2, "WANDB_MODE='sometimes' is not one of",
+         env=(("WANDB_MODE", "sometimes"),), absent=("{tmp}/runs",)),
     # -- adadim train: image folders fail in one line naming the file ---------------------------
     # (a bad image is met when it is first decoded: here in the first training batch)
     Case("train-image-folder-empty-class", IMAGES, 2, "Found no valid file for the classes c",
@@ -529,6 +533,8 @@ def test_bad_input(case: Case, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / ".config" / "wandb"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    for name, value in case.env:
+        monkeypatch.setenv(name, value)
     fill = lambda text: text.replace("{tmp}", str(tmp_path))  # noqa: E731
     helper = case.setup(tmp_path)
     argv = []

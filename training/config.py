@@ -213,8 +213,10 @@ class EvalConfig:
 
 @dataclass
 class WandbConfig:
-    mode: str = "offline"  # online | offline | disabled
-    project: str = "adadim"
+    # null: W&B's environment decides (WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY), else offline
+    # and "adadim" (`adadim.training.wandb_env`)
+    mode: str | None = None  # online | offline | disabled
+    project: str | None = None
     entity: str | None = None
     group: str | None = None
     name: str | None = None
@@ -615,7 +617,7 @@ def validate(cfg: DictConfig, check_files: bool = True) -> None:
     )
     wandb = cfg.wandb
     _require(
-        wandb.mode in ("online", "offline", "disabled"),
+        wandb.mode in (None, "online", "offline", "disabled"),
         f"wandb.mode must be online, offline or disabled, got {wandb.mode!r}",
     )
     run = cfg.run

@@ -57,6 +57,7 @@ from .run_logger import NullLogger, RunLogger
 from .runtime import Distributed, StopRequest, broadcast_object, retain_freed_memory, setup_distributed
 from .setpoints import SetpointPath, TargetRunError, read_run_path
 from .steering import SteeringController
+from .wandb_env import resolve as resolve_wandb
 
 
 class NonFiniteLoss(RuntimeError):
@@ -244,6 +245,7 @@ def setup(cfg: DictConfig) -> Run:
     dist = setup_distributed(cfg.run.device)
     run_id = resolve_run_id(cfg, dist)
     run_dir = Path(cfg.run.root) / run_id
+    resolve_wandb(cfg.wandb, run_dir)  # a WANDB_MODE it cannot follow is refused before the run directory
     existed = run_dir.exists()
     lock = _lock_run_dir(run_dir, dist)
     try:
