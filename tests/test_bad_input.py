@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -612,3 +613,26 @@ def test_a_swapped_cache_file_is_rebuilt_from_the_runs_own_history(tmp_path):
     assert sorted(rs.runs.index) == ["good0", "good1"]
     good1 = rs.history[rs.history["run_id"] == "good1"]
     assert len(good1) == 20 and good1["dynamics/H_R"].eq(2.0).all()  # its own history (H_R 2.0, good0's is 1.0)
+
+
+HTML_GROUP = "<img src=x onerror=alert(1)>|x"
+
+
+def test_a_group_name_with_html_lands_in_markdown_tables_as_text(tmp_path, capsys):
+    for k in range(4):
+        config = {"method": "adadim", "run": {"seed": k}, "wandb": {"group": HTML_GROUP if k % 2 else "plain"}}
+        rows = planted_rows(20, constant(1.0 + k), constant(0.5))
+        write_run(tmp_path / "runs", f"r{k}", rows, {"final/lowlabel_top1": 0.5 + 0.1 * k}, config)
+    argv = ["analyze", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--no-cache", "--resamples", "50"]
+    assert run_cli([*argv, "--studies", "accuracy_table"]) == 0
+    tables = "".join(p.read_text() for p in (tmp_path / "out" / "tables").glob("*.md"))
+    assert "&lt;img src=x onerror=alert(1)&gt;\\|x" in tables and "<img" not in tables
+
+
+def test_an_arm_label_with_html_lands_in_the_results_tables_as_text():
+    from adadim.analysis.runset import RunSet
+    from adadim.analysis.study_results import accuracy_markdown
+
+    runs = pd.DataFrame({"arm": [HTML_GROUP], "final/lowlabel_top1": [0.5]}, index=pd.Index(["r0"], name="run_id"))
+    text = accuracy_markdown(RunSet(runs, pd.DataFrame({"run_id": ["r0"], "trainer/step": [0]}), []))
+    assert "| &lt;img src=x onerror=alert(1)&gt;\\|x | 1 |" in text and "<img" not in text
