@@ -32,7 +32,7 @@ import pandas as pd
 import yaml
 from adadim.dynamics.run_format import HistoryLineError, flatten, parse_history_lines
 
-from .discovery import candidate_run_dirs, is_candidate, missing_history, run_key
+from .discovery import MAX_DEPTH, candidate_run_dirs, is_candidate, missing_history, run_key
 from .run_cache import Cache, cache_location, signature
 from .runset import STEP, RunSet, empty_runset
 from .wandb_file import WandbFileError
@@ -280,13 +280,18 @@ def load_runs(
     else:
         entries = _discover(path)
     notes: list[str] = []
+    if not entries and not is_project:
+        return _nothing_found(path)
     cache = Cache(cache_location(source, is_project, cache_dir, notes), notes)
     loaded, skipped = [], []
     for key, sig, parse in tqdm(entries, desc="loading runs", unit="run", disable=not progress, leave=False):
         try:
             meta, history = _parse_cached(cache, key, sig, parse)
             if not include_unfinished and meta.get("state") != "finished":
-                raise BadRun(f"state is {meta.get('state')!r}, not finished (include_unfinished=True keeps it)")
+                raise BadRun(
+                    f"state is {meta.get('state')!r}, not finished "
+                    "(--include-unfinished, or include_unfinished=True, keeps it)"
+                )
             if not _keep(meta, filters, is_project):
                 continue
         except BadRun as error:
@@ -312,6 +317,18 @@ def load_runs(
     runs["arm"] = [arm_label(row) for _, row in runs.iterrows()]
     history = pd.concat([h for _, _, h in loaded], ignore_index=True, sort=False)
     return RunSet(runs, history, skipped)
+
+
+def _nothing_found(source: Path) -> RunSet:
+    """An empty RunSet whose one skip entry says why nothing under ``source`` is a run."""
+    reason = (
+        f"nothing here is a run: no folder down to {MAX_DEPTH} levels holds config.yaml, summary.json or "
+        "history.jsonl, and there is no .wandb file (a W&B run folder without one has nothing to read)"
+    )
+    print(f"adadim: {source}: {reason}", file=sys.stderr)
+    result = empty_runset()
+    result.skipped = [(str(source), reason)]
+    return result
 
 
 def _parse_cached(cache: Cache, key: str, sig: list, parse) -> tuple[dict, pd.DataFrame]:

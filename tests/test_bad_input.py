@@ -215,6 +215,21 @@ def swapped_cache(tmp: Path) -> None:
     shutil.copyfile(root / ".adadim-cache" / "good0.parquet", root / ".adadim-cache" / "good1.parquet")
 
 
+def checkpoints_gone(tmp: Path) -> None:
+    """Run r0 trained to step 10 (checkpoints every 4 steps), its checkpoints then deleted."""
+    run = write_trained_run(tmp / "runs" / "r0", tiny(tmp))
+    shutil.rmtree(run / "checkpoints")
+    rows = [{"trainer/step": s, "train/loss": 1.0} for s in range(11)]
+    (run / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def bare_target(tmp: Path) -> None:
+    """An earlier run's folder holding only its history: whether it finished is unknown."""
+    rows = [{"trainer/step": s, "train/loss": 1.0, "dynamics/ratio_H_I": 2.0} for s in range(5)]
+    (tmp / "bare").mkdir()
+    (tmp / "bare" / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
 def trial_mode_sweep(tmp: Path) -> None:
     # steer.kp is fine beside method=steer (the first value), not in the vicreg trial
     sweep_file(tmp, {"method": {"values": ["steer", "vicreg"]}, "steer.kp": {"value": 2.0}})
@@ -355,6 +370,11 @@ CASES = [
          absent=("{tmp}/runs",)),
     Case("train-skip-bad-images-without-folder", _train("data.skip_bad_images=true"), 2,
          "data.skip_bad_images is read only with data.name=imagefolder", absent=("{tmp}/runs",)),
+    Case("train-resume-checkpoints-gone", _train(), 2, "has history up to step 10 but no readable checkpoint",
+         checkpoints_gone),
+    Case("train-steer-target-without-summary", _train("method=steer", "steer.target_run={tmp}/bare"), 2,
+         "bare has no summary.json, so whether it finished is unknown", bare_target, unchanged=("{tmp}/bare",),
+         absent=("{tmp}/runs/r0",)),
     # W&B's environment decides what the user left unset; a value it cannot follow is named
     Case("train-wandb-mode-from-environment", _train("wandb.mode=null"), 2, "WANDB_MODE='sometimes' is not one of",
          env=(("WANDB_MODE", "sometimes"),), absent=("{tmp}/runs",)),
@@ -433,6 +453,11 @@ CASES = [
     Case("analyze-swapped-cache-file", ("analyze", "{tmp}/runs", "--out", "{tmp}/out", "--studies", "equilibrium"),
          0, "the cache entry of run good1 does not match the run it was written for; rebuilt", swapped_cache,
          unchanged=()),
+    Case("analyze-unfinished-names-the-flag", ANALYZE, 0, "not finished (--include-unfinished",
+         lambda tmp: (good_runs(tmp), write_run(tmp / "runs", "live", planted_rows(5, constant(1), constant(1)),
+                                                 {"state": "running"})), unchanged=("{tmp}/runs",)),
+    Case("analyze-wandb-folder-without-wandb-file", ("analyze", "{tmp}/src", "--out", "{tmp}/out", "--no-cache"), 2,
+         "nothing here is a run", lambda tmp: (tmp / "src" / "wandb" / "offline-run-x" / "files").mkdir(parents=True)),
     # -- adadim sweep ----------------------------------------------------------------------------
     Case("sweep-huge-grid", ("sweep", "local", "{tmp}/sweep.yaml", "--root", "{tmp}/runs"), 2,
          "the grid has 1,048,576 trials, more than the limit of 10,000", huge_grid, absent=("{tmp}/runs",)),

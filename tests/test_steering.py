@@ -277,7 +277,10 @@ def test_run_path_refuses_missing_corrupt_unfinished_and_ratio_less_runs(tmp_pat
     with pytest.raises(TargetRunError, match=r"empty.*holds no finite dynamics/ratio_H_I"):
         read_run_path(empty)
     bare = write_history(tmp_path / "bare", trainer_rows({0: 3.0, 3: 2.0}, 3), state=None)
-    assert read_run_path(bare).knots == ((0.0, 2.5), (1.0, 2.5))  # no summary: the history as it stands
+    # no summary: a named history file is followed as it stands; a run directory is refused
+    assert read_run_path(bare / "history.jsonl").knots == ((0.0, 2.5), (1.0, 2.5))
+    with pytest.raises(TargetRunError, match=r"bare has no summary.json, so whether it finished is unknown"):
+        read_run_path(bare)
 
 
 def test_the_trainer_refuses_a_bad_target_run_with_a_config_error(tmp_path):

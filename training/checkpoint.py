@@ -51,8 +51,12 @@ def load_latest(directory: Path, map_location="cpu", required=REQUIRED_KEYS) -> 
         try:
             state = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as error:  # a truncated or corrupt file: fall back to the previous one
+            size = path.stat().st_size if path.exists() else 0
+            reason = " ".join(str(error).split())[:300] or type(error).__name__
             print(
-                f"adadim: skipping unreadable checkpoint {path}: {' '.join(str(error).split())[:300]}", file=sys.stderr
+                f"adadim: skipping unreadable checkpoint {path}: truncated, damaged or not a checkpoint "
+                f"({size:,} bytes; {reason})",
+                file=sys.stderr,
             )
             continue
         missing = [key for key in required if not isinstance(state, dict) or key not in state]
@@ -128,3 +132,23 @@ def record_refusal(run_dir: Path, message: str) -> None:
         write_json_atomic(path, {**summary, "state": "failed: checkpoint refused", "error": message})
     except OSError:
         pass  # the refusal itself still reaches the user
+
+
+def refuse_lost_checkpoints(run_dir: Path, checkpoint_every: int) -> None:
+    """Before a resume that found no checkpoint starts over: a history that reaches a step where a
+    checkpoint was due means the checkpoints are gone, and starting over would rewrite that
+    history; refuse (`CheckpointError`) instead. A run stopped before its first checkpoint
+    starts over as before."""
+    from adadim.dynamics.run_format import STEP
+
+    from .run_logger import read_history
+
+    path = run_dir / "history.jsonl"
+    if not path.is_file():
+        return
+    steps = [int(row[STEP]) for row in read_history(path)]
+    if steps and max(steps) + 1 >= checkpoint_every:
+        raise CheckpointError(
+            f"run {run_dir.name} has history up to step {max(steps)} but no readable checkpoint to resume from "
+            f"(in {run_dir / 'checkpoints'}); nothing was changed: restore its checkpoints, or use a new run.id"
+        )

@@ -35,7 +35,16 @@ from adadim.dynamics.monitor import gather_rows
 from omegaconf import DictConfig, OmegaConf
 
 from .augment import BatchAugmenter
-from .checkpoint import CheckpointError, checkpoints, identity, load_into, load_latest, record_refusal, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    checkpoints,
+    identity,
+    load_into,
+    load_latest,
+    record_refusal,
+    refuse_lost_checkpoints,
+    save_checkpoint,
+)
 from .config import ConfigError, load_saved_config, to_flat_dict
 from .controller import WeightController
 from .data import (
@@ -337,6 +346,8 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
 
     required = ("model", "optimizer", "controller", "rng_cpu", "step")
     resumed = load_latest(run_dir / "checkpoints", map_location=device, required=required) if cfg.run.resume else None
+    if cfg.run.resume and resumed is None:
+        refuse_lost_checkpoints(run_dir, cfg.run.checkpoint_every_steps)
     if resumed is not None:
         try:
             load_into(model, resumed[0], resumed[1], run_id, run_dir / "config.yaml")
