@@ -375,6 +375,9 @@ CASES = [
     Case("train-steer-target-without-summary", _train("method=steer", "steer.target_run={tmp}/bare"), 2,
          "bare has no summary.json, so whether it finished is unknown", bare_target, unchanged=("{tmp}/bare",),
          absent=("{tmp}/runs/r0",)),
+    # A probe set larger than the training split holds the whole split, and says so
+    Case("train-probe-larger-than-split", _train("dynamics.probe_size=100000"), 0,
+         "dynamics.probe_size=100000 is more than the", unchanged=(), marks=(pytest.mark.slow,)),
     # W&B's environment decides what the user left unset; a value it cannot follow is named
     Case("train-wandb-mode-from-environment", _train("wandb.mode=null"), 2, "WANDB_MODE='sometimes' is not one of",
          env=(("WANDB_MODE", "sometimes"),), absent=("{tmp}/runs",)),

@@ -60,7 +60,7 @@ from .evaluation import evaluate_representation, evaluate_splits, extract_featur
 from .losses.adadim import ObjectiveSettings, adadim_objective, gradient_norms, gradient_shares
 from .models import SSLModel, build_backbone, channels_last
 from .optim import apply_schedule, build_optimizer, schedule_fraction
-from .probe import ProbeSet, build_monitor, build_probe, probe_size
+from .probe import ProbeSet, build_monitor, build_probe, note_probe_capped, probe_size
 from .run_lock import RunLock, RunLocked, acquire_run_lock, remove_unstarted
 from .run_logger import NullLogger, RunLogger
 from .runtime import Distributed, StopRequest, broadcast_object, retain_freed_memory, setup_distributed
@@ -315,6 +315,8 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
     probe = None
     if cfg.dynamics.source == "probe" and (cfg.dynamics.every or alpha_from_probe(cfg)):
         size = probe_size(cfg.data.name, cfg.dynamics.probe_size, len(splits.ssl_train))
+        if dist.master_process and cfg.dynamics.probe_size is not None and size < cfg.dynamics.probe_size:
+            note_probe_capped(cfg.dynamics.probe_size, size)
         probe = build_probe(cfg.data, splits, size, cfg.dynamics.seed)
 
     optimizer = build_optimizer(model, cfg.optim, global_batch)
