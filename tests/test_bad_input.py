@@ -664,3 +664,34 @@ def test_an_arm_label_with_html_lands_in_the_results_tables_as_text():
     runs = pd.DataFrame({"arm": [HTML_GROUP], "final/lowlabel_top1": [0.5]}, index=pd.Index(["r0"], name="run_id"))
     text = accuracy_markdown(RunSet(runs, pd.DataFrame({"run_id": ["r0"], "trainer/step": [0]}), []))
     assert "| &lt;img src=x onerror=alert(1)&gt;\\|x | 1 |" in text and "<img" not in text
+
+
+@pytest.mark.slow  # a real trial in its own process
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_killed_sweep_runner_takes_its_running_trial_with_it(tmp_path):
+    """SIGKILL of `adadim sweep local`: its trial is sent SIGTERM, checkpoints and stops, so the
+    same command can resume it at once instead of meeting the trial's run lock."""
+    import signal
+    import time
+
+    from adadim.training.run_lock import read_owner
+    from trainer_helpers import env
+
+    path = sweep_file(tmp_path, {"method": {"value": "vicreg"}})
+    extra = [o for o in tiny(tmp_path) if not o.startswith(("run.root", "run.id", "run.progress", "optim.epochs"))]
+    sweep = ["sweep", "local", str(path), "--root", str(tmp_path / "runs")]
+    argv = [sys.executable, "-m", "adadim.sweeps.console", *sweep]
+    runner = subprocess.Popen([*argv, *extra, "optim.epochs=100000"], env=env(), stderr=subprocess.DEVNULL)
+    trial = tmp_path / "runs" / "tiny" / "tiny-000"
+    deadline = time.monotonic() + 120
+    while not (trial / "checkpoints").is_dir() and time.monotonic() < deadline:  # training has started
+        time.sleep(0.2)
+    owner = read_owner(trial)
+    assert owner is not None, "the trial never started"
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 60
+    while read_owner(trial) is not None and time.monotonic() < deadline:  # released when the trial ends
+        time.sleep(0.2)
+    assert read_owner(trial) is None, "the trial kept running after its runner was killed"
+    assert json.loads((trial / "summary.json").read_text())["state"] == "interrupted"
