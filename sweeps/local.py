@@ -253,7 +253,7 @@ class LocalSweep:
             batch = []
             for _ in range(min(self.parallel, count - len(self.trials))):
                 asked = study.ask(distributions)
-                check_trial_modes([dict(asked.params)], self.sweep.config, self.extra)
+                check_trial_modes([dict(asked.params)], self.sweep.config, self.extra, len(self.trials))
                 trial = Trial(self._trial_id(len(self.trials)), dict(asked.params))
                 self.trials[trial.trial_id] = trial
                 batch.append((asked, trial))

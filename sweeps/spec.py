@@ -320,7 +320,7 @@ def distinct_params(params: dict) -> dict:
     return out
 
 
-def check_trial_modes(trials: list[dict], config: str | None, extra: list[str]) -> None:
+def check_trial_modes(trials: list[dict], config: str | None, extra: list[str], first: int = 0) -> None:
     """Each trial as the trainer will read it: a key its mode never reads is refused, naming
     the trial, before any trial runs (the rule of `adadim.training.mode_keys`)."""
     from adadim.training import mode_keys
@@ -339,7 +339,7 @@ def check_trial_modes(trials: list[dict], config: str | None, extra: list[str]) 
         values.update(mode_keys.implied(values, user))
         problem = mode_keys.conflict(values, user)
         if problem:
-            raise SweepError(f"trial {index} {params}: {problem}")
+            raise SweepError(f"trial {first + index} {params}: {problem}")
 
 
 def grid_size(sweep: Sweep) -> int:
