@@ -238,10 +238,10 @@ def _check_against_config(params: list[Parameter], config: str | None = None) ->
             together = [f"{k}={format_value(v)}" for k, v in first.items() if k != p.key] + alone
             try:
                 load_config(config, alone, check_files=False)
-            except ConfigError as error:
+            except ConfigError:
                 try:
                     load_config(config, together, check_files=False)
-                except ConfigError:
+                except ConfigError as error:  # the reason beside the sweep's other values
                     raise SweepError(f"parameter {p.key!r} = {value!r}: {error}") from None
 
 
