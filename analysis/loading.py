@@ -1,7 +1,7 @@
 """`load_runs(source)`: local run directories, W&B offline files, or a W&B project.
 
 Sources:
-- a local runs root (folders holding ``history.jsonl``, or sweep folders of them: a study's root), or one run directory;
+- a local runs root (run folders at any depth below it, `adadim.analysis.discovery`), or one run directory;
 - W&B offline run folders or ``.wandb`` files (from our trainer or from any code), or a folder
   holding them; read without a server (see `adadim.analysis.wandb_file`). Several offline folders of
   one run id (a resumed run) merge, the later file winning for replayed steps;
@@ -33,6 +33,7 @@ import yaml
 from adadim.dynamics.keys import STEP
 from adadim.dynamics.run_format import HistoryLineError, flatten, parse_history_lines
 
+from .discovery import MAX_DEPTH, candidate_run_dirs, is_candidate, missing_history, run_key
 from .run_cache import Cache, cache_location, signature
 from .runset import RunSet, empty_runset
 from .wandb_file import WandbFileError
@@ -160,7 +161,7 @@ def run_identity(folder: str, summary: dict, config: dict) -> str:
 def parse_local_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     history_path = run_dir / "history.jsonl"
     if not history_path.is_file():
-        raise BadRun("no history.jsonl")
+        raise BadRun(missing_history(run_dir))
     rows = _read_jsonl(history_path)
     summary = _read_mapping(run_dir / "summary.json", json.loads)
     config = _read_mapping(run_dir / "config.yaml", yaml.safe_load)
@@ -226,26 +227,20 @@ def run_from_api(api_run) -> tuple[dict, pd.DataFrame]:
 
 
 def _local_run_dirs(source: Path) -> list[Path]:
-    """Run folders directly under ``source``, and those of every sweep folder (one holding a
-    local sweep's ``sweep.json``) directly under it: a study's root holds one sweep per part."""
-    found = []
-    for child in sorted(p for p in source.iterdir() if p.is_dir()):
-        if (child / "history.jsonl").is_file():
-            found.append(child)
-        elif (child / "sweep.json").is_file():
-            found += sorted(p for p in child.iterdir() if p.is_dir() and (p / "history.jsonl").is_file())
-    return found
+    """Candidate run folders at any depth below ``source`` (`adadim.analysis.discovery`)."""
+    return candidate_run_dirs(source)
 
 
 def _discover(source: Path) -> list[tuple[str, list, Callable[[], tuple[dict, pd.DataFrame]]]]:
     """(cache key, signature of its files, parser) for every run under a local path."""
     found = []
-    if (source / "history.jsonl").is_file():
+    if source.is_dir() and is_candidate(source):
         return [(source.name, signature(_local_files(source)), lambda s=source: parse_local_run(s))]
     wandb_only = source.is_file() or source.name.startswith("offline-run-") or source.name == "wandb"
     if not wandb_only:
         for run_dir in _local_run_dirs(source):
-            found.append((run_dir.name, signature(_local_files(run_dir)), lambda d=run_dir: parse_local_run(d)))
+            key = run_key(source, run_dir)
+            found.append((key, signature(_local_files(run_dir)), lambda d=run_dir: parse_local_run(d)))
     if found:
         return found
     by_id: dict[str, list[Path]] = {}
@@ -286,13 +281,18 @@ def load_runs(
     else:
         entries = _discover(path)
     notes: list[str] = []
+    if not entries and not is_project:
+        return _nothing_found(path)
     cache = Cache(cache_location(source, is_project, cache_dir, notes), notes)
     loaded, skipped = [], []
     for key, sig, parse in tqdm(entries, desc="loading runs", unit="run", disable=not progress, leave=False):
         try:
             meta, history = _parse_cached(cache, key, sig, parse)
             if not include_unfinished and meta.get("state") != "finished":
-                raise BadRun(f"state is {meta.get('state')!r}, not finished (include_unfinished=True keeps it)")
+                raise BadRun(
+                    f"state is {meta.get('state')!r}, not finished "
+                    "(--include-unfinished, or include_unfinished=True, keeps it)"
+                )
             if not _keep(meta, filters, is_project):
                 continue
         except BadRun as error:
@@ -318,6 +318,18 @@ def load_runs(
     runs["arm"] = [arm_label(row) for _, row in runs.iterrows()]
     history = pd.concat([h for _, _, h in loaded], ignore_index=True, sort=False)
     return RunSet(runs, history, skipped)
+
+
+def _nothing_found(source: Path) -> RunSet:
+    """An empty RunSet whose one skip entry says why nothing under ``source`` is a run."""
+    reason = (
+        f"nothing here is a run: no folder down to {MAX_DEPTH} levels holds config.yaml, summary.json or "
+        "history.jsonl, and there is no .wandb file (a W&B run folder without one has nothing to read)"
+    )
+    print(f"adadim: {source}: {reason}", file=sys.stderr)
+    result = empty_runset()
+    result.skipped = [(str(source), reason)]
+    return result
 
 
 def _parse_cached(cache: Cache, key: str, sig: list, parse) -> tuple[dict, pd.DataFrame]:

@@ -14,6 +14,7 @@ from adadim.dynamics.keys import STEP
 from . import plots
 from .claims import claims
 from .loading import load_runs
+from .markdown_text import markdown_safe
 from .runset import DEFAULT_ACCURACY, STUDIES, RunSet, combine
 from .studies import (
     OPTIMUM_METRICS,
@@ -74,7 +75,7 @@ def write_table(table: pd.DataFrame, out: Path, name: str, index: bool = False) 
     table.to_csv(paths[0], index=index)
     if name not in DATA_TABLES:
         paths += [out / f"{name}.md", out / f"{name}.tex"]
-        paths[1].write_text(table.to_markdown(index=index, floatfmt=".4g") + "\n")
+        paths[1].write_text(markdown_safe(table, index).to_markdown(index=index, floatfmt=".4g") + "\n")
         paths[2].write_text(table.to_latex(index=index, float_format=lambda v: f"{v:.4g}", escape=True))
     return paths
 

@@ -10,6 +10,10 @@ Where it lives (`cache_location`):
 - a folder: that folder; it must be writable (`CacheError` otherwise);
 - ``None``: no cache (every run is parsed).
 
+An entry is used only while its run's files keep their size and modification time, and while
+its Parquet file is the one written for it (its SHA-1, and the run id in every row): another
+run's file copied over it is rebuilt, with a note.
+
 The cache only ever saves time: a write that fails halfway (a full disk) turns it off for the
 rest of the load, with a note, and the runs still load.
 """
@@ -17,6 +21,7 @@ rest of the load, with a note, and the runs still load.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -27,7 +32,8 @@ from pathlib import Path
 import pandas as pd
 
 # 2: a run's id comes from its own files, no longer from its folder name.
-CACHE_VERSION = 2
+# 3: each entry records its Parquet file's digest; runs are keyed by their path below the source.
+CACHE_VERSION = 3
 
 
 class CacheError(ValueError):
@@ -120,20 +126,29 @@ class Cache:
         if entry.get("bad"):
             return str(entry["bad"])
         try:
-            return entry["meta"], pd.read_parquet(self._file(key))
+            data = self._file(key).read_bytes()
+            history = pd.read_parquet(io.BytesIO(data))
         except Exception:  # a missing or damaged Parquet file: parse the run again
             return None
+        run_ids = set(history["run_id"].astype(str)) if "run_id" in history else set()
+        if hashlib.sha1(data).hexdigest() != entry.get("digest") or run_ids - {str(entry["meta"].get("run_id"))}:
+            # Valid Parquet, but not what was written for this run (another run's file copied over it).
+            self.notes.append(f"the cache entry of run {key} does not match the run it was written for; rebuilt")
+            return None
+        return entry["meta"], history
 
     def put(self, key: str, sig: list, meta: dict | None, history: pd.DataFrame | None, bad: str | None = None):
         if self.directory is None:
             return
+        digest = None
         try:
             if bad is None:
                 history.to_parquet(self._file(key), index=False)
+                digest = hashlib.sha1(self._file(key).read_bytes()).hexdigest()
         except OSError as error:
             self._off(error)
             return
-        self.manifest[key] = {"signature": sig, "meta": _jsonable(meta), "bad": bad}
+        self.manifest[key] = {"signature": sig, "meta": _jsonable(meta), "bad": bad, "digest": digest}
 
     def save(self) -> None:
         if self.directory is None:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots
+from .markdown_text import markdown_cell
 from .runset import RunSet
 from .studies import metric_history
 
@@ -76,7 +77,7 @@ def accuracy_markdown(rs: RunSet, raw: dict | None = None, by: str = "arm") -> s
     for arm in arm_order(runs[by].astype(str)):
         rows = runs[runs[by].astype(str) == arm]
         cells = " | ".join(_pm(rows[f"final/{k}"]) if f"final/{k}" in rows else "–" for k, _ in SCORES)
-        lines.append(f"| {arm} | {len(rows)} | {cells} |")
+        lines.append(f"| {markdown_cell(arm)} | {len(rows)} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
@@ -98,14 +99,14 @@ def claims_markdown(table: pd.DataFrame) -> str:
     for _, row in table.iterrows():
         estimate = f"{_g(row['estimate'])} [{_g(row['ci_low'])}, {_g(row['ci_high'])}]"
         cells = [
-            f"`{row['claim']}`",
+            f"`{row['claim']}`".replace("|", "/"),
             estimate,
             _g(row["p_value"]),
             _g(row["p_holm"]),
             _g(bool(row["supported"])),
             _g(int(row["n"])),
-            str(row["test"]).replace("|", "/"),
-            str(row["note"]).replace("|", "/"),
+            markdown_cell(str(row["test"]).replace("|", "/")),
+            markdown_cell(str(row["note"]).replace("|", "/")),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -141,7 +142,7 @@ def gradient_shares_markdown(rs: RunSet, by: str = "arm") -> str:
         share = rows[NT_XENT_SHARE]
         spread = (lambda v: f" ± {v.std():.3f}") if len(rows) > 1 else (lambda v: "")
         lines.append(
-            f"| {arm} | {len(rows)} | {rows[ALPHA].mean():.3f}{spread(rows[ALPHA])} | "
+            f"| {markdown_cell(arm)} | {len(rows)} | {rows[ALPHA].mean():.3f}{spread(rows[ALPHA])} | "
             f"{share.mean():.3f}{spread(share)} | {rows['ratio'].mean():.1f} |"
         )
     return "\n".join(lines) + "\n"
@@ -253,9 +254,9 @@ def steering_markdown(rs: RunSet, by: str = "arm") -> str:
 
     for _, row in table.iterrows():
         lines.append(
-            f"| {row['arm']} | {row['runs']} | {pct(row['tracking_error_median'], '.1f', '%')} "
+            f"| {markdown_cell(row['arm'])} | {row['runs']} | {pct(row['tracking_error_median'], '.1f', '%')} "
             f"({pct(row['tracking_error_max'], '.1f', '%')}) | {pct(row['accuracy_mean'])} ± "
-            f"{pct(row['accuracy_std'])} | {row['source_arm']} ({row['source_runs']} runs) | "
+            f"{pct(row['accuracy_std'])} | {markdown_cell(row['source_arm'])} ({row['source_runs']} runs) | "
             f"{pct(row['source_accuracy_mean'])} ± {pct(row['source_accuracy_std'])} | "
             f"{pct(row['difference'], '+.2f')} | {_g(row['p_value'])} | {_g(row['p_holm'])} |"
         )

@@ -25,7 +25,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .spec import MAX_TRIALS, Sweep, SweepError, check_trial_count, grid_trials, overrides, random_trials
+from .runner_lock import die_with_parent, hold_runner_lock
+from .spec import (
+    MAX_TRIALS,
+    Sweep,
+    SweepError,
+    check_trial_count,
+    check_trial_modes,
+    grid_trials,
+    overrides,
+    random_trials,
+)
 
 
 @dataclass
@@ -132,10 +142,19 @@ class LocalSweep:
         refused here (too many trials, a foreign sweep.json, an unwritable --root) writes nothing."""
         self._load_state()
         planned = self._planned()  # checks the trial count before anything is built or written
+        check_trial_modes(planned, self.sweep.config, self.extra)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise SweepError(f"cannot write the sweep folder {self.directory}: {error.strerror or error}") from None
+        lock = hold_runner_lock(self.directory, "sweep folder")
+        try:
+            self._load_state()  # again, under the lock: a runner that just finished may have written it
+            return self._run_locked(planned)
+        finally:
+            lock.release()
+
+    def _run_locked(self, planned: list[dict]) -> int:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             if self.sweep.method == "bayes":
@@ -172,7 +191,11 @@ class LocalSweep:
                     continue
                 log = (logs / f"{trial.trial_id}.log").open("a")
                 process = subprocess.Popen(
-                    self._command(trial), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    self._command(trial),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=die_with_parent,
                 )
                 running[trial.trial_id] = (trial, process, log)
                 trial.status = "running"
@@ -230,6 +253,7 @@ class LocalSweep:
             batch = []
             for _ in range(min(self.parallel, count - len(self.trials))):
                 asked = study.ask(distributions)
+                check_trial_modes([dict(asked.params)], self.sweep.config, self.extra, len(self.trials))
                 trial = Trial(self._trial_id(len(self.trials)), dict(asked.params))
                 self.trials[trial.trial_id] = trial
                 batch.append((asked, trial))

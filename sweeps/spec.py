@@ -238,10 +238,10 @@ def _check_against_config(params: list[Parameter], config: str | None = None) ->
             together = [f"{k}={format_value(v)}" for k, v in first.items() if k != p.key] + alone
             try:
                 load_config(config, alone, check_files=False)
-            except ConfigError as error:
+            except ConfigError:
                 try:
                     load_config(config, together, check_files=False)
-                except ConfigError:
+                except ConfigError as error:  # the reason beside the sweep's other values
                     raise SweepError(f"parameter {p.key!r} = {value!r}: {error}") from None
 
 
@@ -318,6 +318,28 @@ def distinct_params(params: dict) -> dict:
         out.pop("adadim.alpha_start", None)
         out.pop("adadim.alpha_end", None)
     return out
+
+
+def check_trial_modes(trials: list[dict], config: str | None, extra: list[str], first: int = 0) -> None:
+    """Each trial as the trainer will read it: a key its mode never reads is refused, naming
+    the trial, before any trial runs (the rule of `adadim.training.mode_keys`)."""
+    from adadim.training import mode_keys
+    from adadim.training.config import ConfigError, load_config, user_set_keys
+
+    config = config or "digits"  # the trainer's own default
+    try:
+        base = load_config(config, extra, check_files=False)
+        base_keys = user_set_keys(config, extra)
+    except ConfigError as error:
+        raise SweepError(f"the overrides given to every trial: {error}") from None
+    modes = {rule.mode for rule in mode_keys.RULES} | set(mode_keys.IMPLIES)
+    for index, params in enumerate(trials):
+        values = {key: params.get(key, OmegaConf.select(base, key)) for key in modes}
+        user = base_keys | set(params)
+        values.update(mode_keys.implied(values, user))
+        problem = mode_keys.conflict(values, user)
+        if problem:
+            raise SweepError(f"trial {first + index} {params}: {problem}")
 
 
 def grid_size(sweep: Sweep) -> int:

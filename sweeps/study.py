@@ -91,17 +91,32 @@ def run(args) -> int:
     """Run the study's sweeps locally (a rerun skips finished trials), then every analysis study
     over all their runs, then the results folder: accuracy, claims and gradient-share tables,
     and the figures."""
-    from adadim.analysis.report import AnalysisOptions, analyze, run_studies
-    from adadim.analysis.study_results import mixed_arms, mixed_provenance, write_results
-
-    from .local import LocalSweep
+    from .runner_lock import hold_runner_lock
     from .spec import SweepError, load_sweep
 
     started = time.perf_counter()
     files = args.file or list(STUDIES[args.study])
-    sources, code, config = [], 0, None
     try:
         sweeps = [load_sweep(f) for f in files]  # every file checked before anything runs
+        lock = hold_runner_lock(Path(args.root), "study root")
+    except (SweepError, OSError) as error:  # a refused sweep file, an unwritable --root, another study
+        print(f"adadim study: {error}", file=sys.stderr)
+        return 2
+    try:
+        return _run_locked(args, sweeps, started)
+    finally:
+        lock.release()
+
+
+def _run_locked(args, sweeps, started: float) -> int:
+    from adadim.analysis.report import AnalysisOptions, analyze, run_studies
+    from adadim.analysis.study_results import mixed_arms, mixed_provenance, write_results
+
+    from .local import LocalSweep
+    from .spec import SweepError
+
+    sources, code, config = [], 0, None
+    try:
         for sweep in sweeps:
             runner = LocalSweep(sweep, Path(args.root), max(1, args.parallel), None, 0, list(args.overrides))
             code = max(code, runner.run())

@@ -18,14 +18,17 @@ import os
 import pickle
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
+from adadim.analysis.loading import load_runs
 from adadim.cli import main
 from adadim.training.checkpoint import save_checkpoint
 from adadim.training.config import load_config
@@ -116,6 +119,122 @@ def copied_run(tmp: Path) -> None:
     shutil.copytree(original, tmp / "runs" / "orig-copy")
 
 
+def _hold(folder: str):
+    """Another runner holding ``folder``'s lock (a process of its own, as a second terminal)."""
+
+    def setup(tmp: Path):
+        sweep_file(tmp, {"method": {"value": "vicreg"}})
+        target = Path(folder.replace("{tmp}", str(tmp)))
+        code = (
+            "import sys; from adadim.training.run_lock import acquire_run_lock; "
+            f"lock = acquire_run_lock({str(target)!r}); print('held', flush=True); sys.stdin.read()"
+        )
+        holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert holder.stdout.readline().strip() == b"held"
+        return holder  # the harness closes its stdin (the holder exits) after the call
+
+    return setup
+
+
+def image_folder_with(bad: Callable[[Path], object]):
+    """A tiny image folder (two classes of four 16x16 JPEGs in train/ and val/), a user config
+    file that takes the colour preset, then ``bad`` applied to the folder."""
+
+    def setup(tmp: Path) -> None:
+        from PIL import Image
+
+        for split in ("train", "val"):
+            for label in ("a", "b"):
+                folder = tmp / "ds" / split / label
+                folder.mkdir(parents=True)
+                for k in range(4):
+                    Image.new("RGB", (16, 16), (60 * k, 30, 200 if label == "a" else 10)).save(folder / f"{k}.jpg")
+        (tmp / "cfg.yaml").write_text("method: vicreg\n")
+        bad(tmp / "ds")
+
+    return setup
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:200])
+
+
+IMAGES = (
+    *("train", "--config", "{tmp}/cfg.yaml", "data.name=imagefolder", "data.root={tmp}/ds", "run.root={tmp}/runs"),
+    *("run.id=img", "wandb.mode=disabled", "run.progress=false", "data.batch_size=4", "model.width=4"),
+    *("model.projector=[8,8]", "optim.epochs=1", "dynamics.every=0", "eval.every_epochs=0"),
+    *("eval.final_probe_epochs=1", "eval.lowlabel_epochs=1", "eval.lowlabel_draws=1", "eval.lowlabel_k=[1]"),
+)
+
+
+def _other_model_checkpoint(run_id: str | None = None, width: int = 4):
+    """Run r0 under {tmp}/runs whose newest checkpoint holds another model (``width``), or the
+    same model recorded as another run's (``run_id``)."""
+
+    def setup(tmp: Path) -> None:
+        run = write_trained_run(tmp / "runs" / "r0", tiny(tmp))
+        cfg = load_config("digits", tiny(tmp))
+        splits = load_splits(cfg.data)
+        backbone = build_backbone(cfg.model.backbone, splits.in_channels, width, cfg.model.cifar_stem)
+        model = SSLModel(backbone, list(cfg.model.projector), splits.num_classes)
+        # What a resume asks for beside the model; the identity is checked before any of it is read.
+        state = {"model": model.state_dict(), "step": 8, "optimizer": {}, "controller": {}, "rng_cpu": torch.zeros(1)}
+        if run_id is not None:
+            state["run_id"] = run_id
+        save_checkpoint(run / "checkpoints", 8, state, keep=5)
+        (run / "summary.json").write_text(json.dumps({"state": "interrupted", "run_id": "r0"}))
+
+    return setup
+
+
+def beside_good_runs(name: str, history: Callable[[Path], object] | None):
+    """A good run, and a finished run ``name`` with its config and summary whose history.jsonl
+    is what ``history`` makes of its path (None: no history at all)."""
+
+    def setup(tmp: Path) -> None:
+        good_runs(tmp)
+        run = write_run(tmp / "runs", name, planted_rows(5, constant(1), constant(1)), {"final/lowlabel_top1": 0.5})
+        (run / "history.jsonl").unlink()
+        if history is not None:
+            history(run / "history.jsonl")
+
+    return setup
+
+
+def nested_runs(tmp: Path) -> None:
+    for folder, run_id in (("a/run1", "a-run1"), ("b/run1", "b-run1"), ("a/run2", "run2")):
+        rows = planted_rows(20, constant(1.0), constant(0.5))
+        write_run(tmp / "runs" / folder.split("/")[0], folder.split("/")[1], rows,
+                  {"run_id": run_id, "final/lowlabel_top1": 0.6})  # fmt: skip
+
+
+def swapped_cache(tmp: Path) -> None:
+    """Two runs analysed once (their cache written), then run good0's cache file copied over good1's."""
+    root = good_runs(tmp, 2)
+    load_runs(root, progress=False)
+    shutil.copyfile(root / ".adadim-cache" / "good0.parquet", root / ".adadim-cache" / "good1.parquet")
+
+
+def checkpoints_gone(tmp: Path) -> None:
+    """Run r0 trained to step 10 (checkpoints every 4 steps), its checkpoints then deleted."""
+    run = write_trained_run(tmp / "runs" / "r0", tiny(tmp))
+    shutil.rmtree(run / "checkpoints")
+    rows = [{"trainer/step": s, "train/loss": 1.0} for s in range(11)]
+    (run / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def bare_target(tmp: Path) -> None:
+    """An earlier run's folder holding only its history: whether it finished is unknown."""
+    rows = [{"trainer/step": s, "train/loss": 1.0, "dynamics/ratio_H_I": 2.0} for s in range(5)]
+    (tmp / "bare").mkdir()
+    (tmp / "bare" / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def trial_mode_sweep(tmp: Path) -> None:
+    # steer.kp is fine beside method=steer (the first value), not in the vicreg trial
+    sweep_file(tmp, {"method": {"values": ["steer", "vicreg"]}, "steer.kp": {"value": 2.0}})
+
+
 # ---- the catalogue ---------------------------------------------------------------------------
 
 
@@ -129,10 +248,12 @@ class Case:
     unchanged: tuple[str, ...] = ("{tmp}",)  # trees that must be byte-identical afterwards
     absent: tuple[str, ...] = ()  # paths that must not exist afterwards
     read_only: str | None = None  # a folder made unwritable (for root too) during the call
+    env: tuple[tuple[str, str], ...] = ()  # environment variables set for the call
     marks: tuple = field(default_factory=tuple)
 
 
 RUN = "{tmp}/run"
+ANALYZE = ("analyze", "{tmp}/runs", "--out", "{tmp}/out", "--no-cache", "--studies", "equilibrium")
 EVAL_RUN = ("eval", "--run", RUN)
 
 
@@ -230,7 +351,57 @@ CASES = [
          _replace("{tmp}/a-file", "x", lambda t: None)),
     Case("train-read-only-root", ("train", "@tiny", "run.root={tmp}/ro/runs"), 2, "run directory",
          lambda tmp: (tmp / "ro").mkdir(), read_only="{tmp}/ro"),
+    # -- adadim train: a setting the chosen mode never reads is refused, naming its mode --------
+    Case("train-alpha-without-fixed", _train("method=vicreg", "adadim.alpha=0.3"), 2,
+         "adadim.alpha is read only with method=fixed, and this config has method=vicreg", absent=("{tmp}/runs",)),
+    Case("train-schedule-without-schedule", _train("method=fixed", "adadim.alpha_start=0.1", "adadim.alpha_end=0.9"),
+         2, "adadim.alpha_end is read only with method=linear or method=cosine", absent=("{tmp}/runs",)),
+    Case("train-steer-keys-without-steer", _train("method=vicreg", "steer.kp=5", "steer.target=run"), 2,
+         "steer.kp is read only with method=steer", absent=("{tmp}/runs",)),
+    Case("train-target-run-with-constant-target", _train("method=steer", "steer.target=constant",
+         "steer.target_run={tmp}/earlier"), 2, "steer.target_run is read only with steer.target=run",
+         absent=("{tmp}/runs",)),
+    # steer.target_run alone implies steer.target=run: the missing folder is then named
+    Case("train-target-run-implies-run-target", _train("method=steer", "steer.target_run={tmp}/nowhere"), 2,
+         "nowhere/history.jsonl not found", unchanged=(), absent=("{tmp}/runs/r0",)),
+    Case("train-mode-key-in-user-file", ("train", "--config", "{tmp}/mine.yaml", "@tiny"), 2,
+         "adadim.alpha is read only with method=fixed",
+         _replace("{tmp}/mine.yaml", "method: simclr\nadadim:\n  alpha: 0.3\n", lambda t: None),
+         absent=("{tmp}/runs",)),
+    Case("train-skip-bad-images-without-folder", _train("data.skip_bad_images=true"), 2,
+         "data.skip_bad_images is read only with data.name=imagefolder", absent=("{tmp}/runs",)),
+    Case("train-resume-checkpoints-gone", _train(), 2, "has history up to step 10 but no readable checkpoint",
+         checkpoints_gone),
+    Case("train-steer-target-without-summary", _train("method=steer", "steer.target_run={tmp}/bare"), 2,
+         "bare has no summary.json, so whether it finished is unknown", bare_target, unchanged=("{tmp}/bare",),
+         absent=("{tmp}/runs/r0",)),
+    # A probe set larger than the training split holds the whole split, and says so
+    Case("train-probe-larger-than-split", _train("dynamics.probe_size=100000"), 0,
+         "dynamics.probe_size=100000 is more than the", unchanged=(), marks=(pytest.mark.slow,)),
+    # W&B's environment decides what the user left unset; a value it cannot follow is named
+    Case("train-wandb-mode-from-environment", _train("wandb.mode=null"), 2, "WANDB_MODE='sometimes' is not one of",
+         env=(("WANDB_MODE", "sometimes"),), absent=("{tmp}/runs",)),
+    # -- adadim train: image folders fail in one line naming the file ---------------------------
+    # (a bad image is met when it is first decoded: here in the first training batch)
+    Case("train-image-folder-empty-class", IMAGES, 2, "Found no valid file for the classes c",
+         image_folder_with(lambda ds: ((ds / "train" / "c").mkdir(), (ds / "val" / "c").mkdir())),
+         unchanged=("{tmp}/ds",), absent=("{tmp}/runs/img",)),
+    Case("train-image-folder-truncated-jpeg", IMAGES, 2, "ds/train/a/1.jpg cannot be read",
+         image_folder_with(lambda ds: _truncate(ds / "train" / "a" / "1.jpg")), unchanged=("{tmp}/ds",)),
+    Case("train-image-folder-garbage-jpeg", IMAGES, 2, "ds/train/b/2.jpg cannot be read (cannot identify image",
+         image_folder_with(lambda ds: (ds / "train" / "b" / "2.jpg").write_bytes(b"not an image" * 20)),
+         unchanged=("{tmp}/ds",)),
+    Case("train-image-folder-skip-bad-images", (*IMAGES, "data.skip_bad_images=true"), 0,
+         "skipped 2 unreadable image(s) of 8 in",
+         image_folder_with(lambda ds: (_truncate(ds / "train" / "a" / "1.jpg"),
+                                       (ds / "train" / "b" / "2.jpg").write_bytes(b"x" * 100))),
+         unchanged=("{tmp}/ds",), marks=(pytest.mark.slow,)),
     # -- adadim train: resuming a run whose files are damaged ---------------------------------
+    Case("train-resume-checkpoint-of-another-shape", _train(), 2, "does not fit the model of",
+         _other_model_checkpoint(width=4), unchanged=("{tmp}/runs/r0/checkpoints", "{tmp}/runs/r0/config.yaml")),
+    Case("train-resume-checkpoint-of-another-run", _train(), 2, "belongs to run 'other', not 'r0'",
+         _other_model_checkpoint(run_id="other", width=8),
+         unchanged=("{tmp}/runs/r0/checkpoints", "{tmp}/runs/r0/config.yaml")),
     Case("train-resume-checkpoint-without-model", _train(), 2, "is not an adadim checkpoint (no 'model'",
          _resume_dir(state={"step": 4, "other": torch.zeros(1)})),
     Case("train-resume-garbage-config", _train(), 2, "config.yaml", _resume_dir(config="\x00garbage: [\n")),
@@ -273,6 +444,23 @@ CASES = [
     Case("analyze-nowhere", ("analyze", "{tmp}/nowhere", "--out", "{tmp}/out"), 2, "no runs at"),
     Case("analyze-only-bad-runs", ("analyze", "{tmp}/runs", "--out", "{tmp}/out", "--no-cache"), 2,
          "no usable runs", _replace("{tmp}/runs/binary/history.jsonl", b"\xff\xfe\x00", lambda t: None)),
+    # Every folder with a run's files is a candidate: a bad one is named, never silently dropped.
+    Case("analyze-no-history", ANALYZE, 0, "skipped run nohist: no history.jsonl (the folder holds config.yaml",
+         beside_good_runs("nohist", None), unchanged=("{tmp}/runs",)),
+    Case("analyze-history-is-a-folder", ANALYZE, 0, "skipped run dirhist: history.jsonl is a folder, not a file",
+         beside_good_runs("dirhist", Path.mkdir), unchanged=("{tmp}/runs",)),
+    Case("analyze-history-is-a-fifo", ANALYZE, 0, "skipped run fifo: history.jsonl is not a regular file",
+         beside_good_runs("fifo", os.mkfifo), unchanged=("{tmp}/runs",)),
+    Case("analyze-nested-runs", ("analyze", "{tmp}/runs", "--out", "{tmp}/out", "--no-cache", "--studies",
+         "equilibrium"), 0, "analyzed 3 runs", nested_runs, unchanged=("{tmp}/runs",)),
+    Case("analyze-swapped-cache-file", ("analyze", "{tmp}/runs", "--out", "{tmp}/out", "--studies", "equilibrium"),
+         0, "the cache entry of run good1 does not match the run it was written for; rebuilt", swapped_cache,
+         unchanged=()),
+    Case("analyze-unfinished-names-the-flag", ANALYZE, 0, "not finished (--include-unfinished",
+         lambda tmp: (good_runs(tmp), write_run(tmp / "runs", "live", planted_rows(5, constant(1), constant(1)),
+                                                 {"state": "running"})), unchanged=("{tmp}/runs",)),
+    Case("analyze-wandb-folder-without-wandb-file", ("analyze", "{tmp}/src", "--out", "{tmp}/out", "--no-cache"), 2,
+         "nothing here is a run", lambda tmp: (tmp / "src" / "wandb" / "offline-run-x" / "files").mkdir(parents=True)),
     # -- adadim sweep ----------------------------------------------------------------------------
     Case("sweep-huge-grid", ("sweep", "local", "{tmp}/sweep.yaml", "--root", "{tmp}/runs"), 2,
          "the grid has 1,048,576 trials, more than the limit of 10,000", huge_grid, absent=("{tmp}/runs",)),
@@ -295,6 +483,20 @@ CASES = [
     Case("sweep-read-only-root", ("sweep", "local", "{tmp}/sweep.yaml", "--root", "{tmp}/ro/runs"), 2,
          "cannot write the sweep folder",
          lambda tmp: (sweep_file(tmp, {"method": {"value": "vicreg"}}), (tmp / "ro").mkdir()), read_only="{tmp}/ro"),
+    Case("sweep-trial-mode-key", ("sweep", "local", "{tmp}/sweep.yaml", "--root", "{tmp}/runs"), 2,
+         "trial 1 {'method': 'vicreg', 'steer.kp': 2.0}: steer.kp is read only with method=steer", trial_mode_sweep,
+         absent=("{tmp}/runs",)),
+    Case("sweep-second-runner", ("sweep", "local", "{tmp}/sweep.yaml", "--root", "{tmp}/runs"), 2,
+         "/runs/tiny is already being run by another process (PID", _hold("{tmp}/runs/tiny"),
+         absent=("{tmp}/runs/tiny/sweep.json", "{tmp}/runs/tiny/logs")),
+    Case("study-second-runner", ("study", "--file", "{tmp}/sweep.yaml", "--root", "{tmp}/runs", "--out",
+         "{tmp}/out"), 2, "/runs is already being run by another process (PID", _hold("{tmp}/runs"),
+         absent=("{tmp}/runs/tiny", "{tmp}/out")),
+    # -- adadim noise-floor ------------------------------------------------------------------------
+    Case("noise-floor-checkpoint-of-another-shape", ("noise-floor", "--run", "{tmp}/runs/r0", "--repeats", "3"), 2,
+         "does not fit the model of", _other_model_checkpoint(width=4)),
+    Case("noise-floor-checkpoint-of-another-run", ("noise-floor", "--run", "{tmp}/runs/r0", "--repeats", "3"), 2,
+         "belongs to run 'other', not 'r0'", _other_model_checkpoint(run_id="other", width=8)),
     Case("sweep-create-value-w-and-b-would-cut", ("sweep", "create", "{tmp}/sweep.yaml"), 2,
          "would not read 'wandb.group=exp #1' as written",
          lambda tmp: sweep_file(tmp, {"wandb.group": {"values": ["exp #1"]}})),
@@ -360,8 +562,10 @@ def test_bad_input(case: Case, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "home" / ".config" / "wandb"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    for name, value in case.env:
+        monkeypatch.setenv(name, value)
     fill = lambda text: text.replace("{tmp}", str(tmp_path))  # noqa: E731
-    case.setup(tmp_path)
+    helper = case.setup(tmp_path)
     argv = []
     for token in case.argv:
         argv += tiny(tmp_path) if token == "@tiny" else [fill(token)]
@@ -384,6 +588,8 @@ def test_bad_input(case: Case, tmp_path, monkeypatch, capsys):
         assert snapshot(Path(fill(p))) == before[p], f"{p} changed"
     for p in case.absent:
         assert not Path(fill(p)).exists(), f"{p} was created"
+    if isinstance(helper, subprocess.Popen):  # a process holding a lock: let it go
+        helper.communicate(timeout=30)
 
 
 # ---- cases that need more than a row ------------------------------------------------------------
@@ -420,3 +626,74 @@ def test_pickle_payload_is_real(tmp_path):
     pickle.loads(pickle.dumps(Pwn(target)))
     assert target.exists()
     os.remove(target)
+
+
+def test_a_refused_checkpoint_is_recorded_in_the_runs_summary(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _other_model_checkpoint(run_id="other", width=8)(tmp_path)
+    assert run_cli(["train", *tiny(tmp_path)]) == 2
+    summary = json.loads((tmp_path / "runs" / "r0" / "summary.json").read_text())
+    assert summary["state"] == "failed: checkpoint refused" and "belongs to run 'other'" in summary["error"]
+    assert summary["run_id"] == "r0"  # what the summary held is kept
+
+
+def test_a_swapped_cache_file_is_rebuilt_from_the_runs_own_history(tmp_path):
+    swapped_cache(tmp_path)
+    rs = load_runs(tmp_path / "runs", progress=False)
+    assert sorted(rs.runs.index) == ["good0", "good1"]
+    good1 = rs.history[rs.history["run_id"] == "good1"]
+    assert len(good1) == 20 and good1["dynamics/H_R"].eq(2.0).all()  # its own history (H_R 2.0, good0's is 1.0)
+
+
+HTML_GROUP = "<img src=x onerror=alert(1)>|x"
+
+
+def test_a_group_name_with_html_lands_in_markdown_tables_as_text(tmp_path, capsys):
+    for k in range(4):
+        config = {"method": "adadim", "run": {"seed": k}, "wandb": {"group": HTML_GROUP if k % 2 else "plain"}}
+        rows = planted_rows(20, constant(1.0 + k), constant(0.5))
+        write_run(tmp_path / "runs", f"r{k}", rows, {"final/lowlabel_top1": 0.5 + 0.1 * k}, config)
+    argv = ["analyze", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--no-cache", "--resamples", "50"]
+    assert run_cli([*argv, "--studies", "accuracy_table"]) == 0
+    tables = "".join(p.read_text() for p in (tmp_path / "out" / "tables").glob("*.md"))
+    assert "&lt;img src=x onerror=alert(1)&gt;\\|x" in tables and "<img" not in tables
+
+
+def test_an_arm_label_with_html_lands_in_the_results_tables_as_text():
+    from adadim.analysis.runset import RunSet
+    from adadim.analysis.study_results import accuracy_markdown
+
+    runs = pd.DataFrame({"arm": [HTML_GROUP], "final/lowlabel_top1": [0.5]}, index=pd.Index(["r0"], name="run_id"))
+    text = accuracy_markdown(RunSet(runs, pd.DataFrame({"run_id": ["r0"], "trainer/step": [0]}), []))
+    assert "| &lt;img src=x onerror=alert(1)&gt;\\|x | 1 |" in text and "<img" not in text
+
+
+@pytest.mark.slow  # a real trial in its own process
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_killed_sweep_runner_takes_its_running_trial_with_it(tmp_path):
+    """SIGKILL of `adadim sweep local`: its trial is sent SIGTERM, checkpoints and stops, so the
+    same command can resume it at once instead of meeting the trial's run lock."""
+    import signal
+    import time
+
+    from adadim.training.run_lock import read_owner
+    from trainer_helpers import env
+
+    path = sweep_file(tmp_path, {"method": {"value": "vicreg"}})
+    extra = [o for o in tiny(tmp_path) if not o.startswith(("run.root", "run.id", "run.progress", "optim.epochs"))]
+    sweep = ["sweep", "local", str(path), "--root", str(tmp_path / "runs")]
+    argv = [sys.executable, "-m", "adadim.cli", *sweep]
+    runner = subprocess.Popen([*argv, *extra, "optim.epochs=100000"], env=env(), stderr=subprocess.DEVNULL)
+    trial = tmp_path / "runs" / "tiny" / "tiny-000"
+    deadline = time.monotonic() + 120
+    while not (trial / "checkpoints").is_dir() and time.monotonic() < deadline:  # training has started
+        time.sleep(0.2)
+    owner = read_owner(trial)
+    assert owner is not None, "the trial never started"
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 60
+    while read_owner(trial) is not None and time.monotonic() < deadline:  # released when the trial ends
+        time.sleep(0.2)
+    assert read_owner(trial) is None, "the trial kept running after its runner was killed"
+    assert json.loads((trial / "summary.json").read_text())["state"] == "interrupted"

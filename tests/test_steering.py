@@ -277,7 +277,10 @@ def test_run_path_refuses_missing_corrupt_unfinished_and_ratio_less_runs(tmp_pat
     with pytest.raises(TargetRunError, match=r"empty.*holds no finite dynamics/ratio_H_I"):
         read_run_path(empty)
     bare = write_history(tmp_path / "bare", trainer_rows({0: 3.0, 3: 2.0}, 3), state=None)
-    assert read_run_path(bare).knots == ((0.0, 2.5), (1.0, 2.5))  # no summary: the history as it stands
+    # no summary: a named history file is followed as it stands; a run directory is refused
+    assert read_run_path(bare / "history.jsonl").knots == ((0.0, 2.5), (1.0, 2.5))
+    with pytest.raises(TargetRunError, match=r"bare has no summary.json, so whether it finished is unknown"):
+        read_run_path(bare)
 
 
 def test_the_trainer_refuses_a_bad_target_run_with_a_config_error(tmp_path):
@@ -294,21 +297,27 @@ def test_the_trainer_refuses_a_bad_target_run_with_a_config_error(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["steer.target=exponential"], "steer.target must be one of constant, linear, cosine, run"),
-        (["steer.target=run"], "steer.target_run is required with steer.target=run"),
-        (["steer.kp=-0.1"], "steer.kp must be >= 0"),
-        (["steer.ki=-1"], "steer.ki must be >= 0"),
-        (["steer.kp=0", "steer.ki=0"], "cannot both be 0"),
-        (["steer.value=0"], "steer.value must be > 0"),
-        (["steer.target=linear", "steer.end=-1"], "steer.end must be > 0"),
-        (["steer.alpha_max=1.5"], r"steer.alpha_max must be in \[0, 1\]"),
-        (["steer.alpha_init=0.9", "steer.alpha_max=0.8"], "alpha_min <= steer.alpha_init <= steer.alpha_max"),
-        (["steer.rate_limit=0"], r"steer.rate_limit must be in \(0, 1\]"),
-        (["steer.warmup_steps=-1"], "steer.warmup_steps must be >= 0"),
-        (["steer.direction=up"], "steer.direction must be one of 1, -1, auto"),
-        (["steer.identify_steps=0"], "steer.identify_steps must be >= 1"),
-        (["steer.smooth=0"], "steer.smooth must be >= 1"),
-        (["steer.direction=auto", "steer.alpha_init=0", "steer.alpha_min=0"], "direction=auto needs steer.alpha_min <"),
+        (["method=steer", "steer.target=exponential"], "steer.target must be one of constant, linear, cosine, run"),
+        (["method=steer", "steer.target=run"], "steer.target_run is required with steer.target=run"),
+        (["method=steer", "steer.kp=-0.1"], "steer.kp must be >= 0"),
+        (["method=steer", "steer.ki=-1"], "steer.ki must be >= 0"),
+        (["method=steer", "steer.kp=0", "steer.ki=0"], "cannot both be 0"),
+        (["method=steer", "steer.value=0"], "steer.value must be > 0"),
+        (["method=steer", "steer.target=linear", "steer.end=-1"], "steer.end must be > 0"),
+        (["method=steer", "steer.alpha_max=1.5"], r"steer.alpha_max must be in \[0, 1\]"),
+        (
+            ["method=steer", "steer.alpha_init=0.9", "steer.alpha_max=0.8"],
+            "alpha_min <= steer.alpha_init <= steer.alpha_max",
+        ),
+        (["method=steer", "steer.rate_limit=0"], r"steer.rate_limit must be in \(0, 1\]"),
+        (["method=steer", "steer.warmup_steps=-1"], "steer.warmup_steps must be >= 0"),
+        (["method=steer", "steer.direction=up"], "steer.direction must be one of 1, -1, auto"),
+        (["method=steer", "steer.direction=auto", "steer.identify_steps=0"], "steer.identify_steps must be >= 1"),
+        (["method=steer", "steer.target_run=runs/x", "steer.smooth=0"], "steer.smooth must be >= 1"),
+        (
+            ["method=steer", "steer.direction=auto", "steer.alpha_init=0", "steer.alpha_min=0"],
+            "direction=auto needs steer.alpha_min <",
+        ),
         (["method=steer", "dynamics.source=batch"], "method=steer needs dynamics.source=probe"),
         (["method=steer", "dynamics.every=0"], "method=steer needs dynamics.every >= 1"),
         (["method=steer", "dynamics.metrics=[entropy]"], "method=steer needs 'mutual_information'"),

@@ -36,7 +36,8 @@ def add_eval_parser(commands, name: str = "eval", help_text: str = "") -> None:
 
 def run_train(args) -> int:
     from .config import ConfigError, load_config
-    from .data import DatasetNotFound
+    from .data import DatasetError, DatasetNotFound
+    from .image_folder import error_line
     from .run_lock import RunDirectoryError
     from .runtime import retain_freed_memory
     from .trainer import NonFiniteLoss, train
@@ -53,6 +54,9 @@ def run_train(args) -> int:
         return 2
     except (DatasetNotFound, RunDirectoryError) as error:  # missing data; run dir unwritable, locked or damaged
         print(f"adadim train: {error}", file=sys.stderr)
+        return 2
+    except DatasetError as error:  # an unreadable image, possibly re-raised from a loader worker
+        print(f"adadim train: {error_line(error)}", file=sys.stderr)
         return 2
     except NonFiniteLoss as error:
         print(f"adadim train: {error}", file=sys.stderr)

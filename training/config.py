@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .controller import METHODS
+from .mode_keys import ModeKeyError, dotted_keys
+from .mode_keys import apply as apply_mode_keys
 from .setpoints import TARGETS
 from .steering import DIRECTIONS
 
@@ -87,6 +90,7 @@ class DataConfig:
     synthetic_samples: int = 512
     synthetic_classes: int = 4
     synthetic_size: int = 8  # synthetic images are 1 x size x size
+    skip_bad_images: bool = False  # imagefolder: leave out images that do not decode (counted on stderr)
 
 
 @dataclass
@@ -209,8 +213,10 @@ class EvalConfig:
 
 @dataclass
 class WandbConfig:
-    mode: str = "offline"  # online | offline | disabled
-    project: str = "adadim"
+    # null: W&B's environment decides (WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY), else offline
+    # and "adadim" (`adadim.training.wandb_env`)
+    mode: str | None = None  # online | offline | disabled
+    project: str | None = None
     entity: str | None = None
     group: str | None = None
     name: str | None = None
@@ -340,12 +346,26 @@ def _merge(*parts: DictConfig) -> DictConfig:
     return cfg
 
 
+def user_set_keys(config: str | None, overrides: list[str] | None) -> set[str]:
+    """The dotted keys the user set: their overrides, and every key of their own config file.
+    A bundled config file's keys are defaults, not the user's."""
+    keys = dotted_keys(parse_overrides(list(overrides or [])))
+    if config is not None and _resolve_path(config).parent.resolve() != CONFIG_DIR.resolve():
+        keys |= dotted_keys(read_config_file(_resolve_path(config)))
+    return keys
+
+
 def load_config(config: str | None = None, overrides: list[str] | None = None, check_files: bool = True) -> DictConfig:
     """Schema defaults <- YAML file <- dotlist overrides, validated. ``check_files=False``
     skips the check that the dataset's folder exists (a sweep file is checked before the
     machine that will hold the data runs it)."""
     parts = [read_config_file(_resolve_path(config))] if config is not None else []
     cfg = _merge(*parts, parse_overrides(list(overrides or [])))
+    try:
+        for note in apply_mode_keys(cfg, user_set_keys(config, overrides)):
+            print(f"adadim: {note}", file=sys.stderr)
+    except ModeKeyError as error:
+        raise ConfigError(str(error)) from None
     validate(cfg, check_files)
     return cfg
 
@@ -597,7 +617,7 @@ def validate(cfg: DictConfig, check_files: bool = True) -> None:
     )
     wandb = cfg.wandb
     _require(
-        wandb.mode in ("online", "offline", "disabled"),
+        wandb.mode in (None, "online", "offline", "disabled"),
         f"wandb.mode must be online, offline or disabled, got {wandb.mode!r}",
     )
     run = cfg.run

@@ -41,6 +41,7 @@ from torchvision.transforms import v2
 
 from .augment import BatchAugmenter
 from .config import augment_strengths
+from .image_folder import BadImage, DatasetError, image_folder, read_image
 
 IMAGE_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
@@ -144,7 +145,6 @@ def _torchvision(cfg) -> Splits:
 
 
 def _imagefolder(cfg) -> Splits:
-    from torchvision import datasets
 
     root = Path(cfg.root)
     train_dir = root / "train"
@@ -156,13 +156,10 @@ def _imagefolder(cfg) -> Splits:
             f"Found: {sorted(p.name for p in root.iterdir()) if root.is_dir() else 'no such folder'}. "
             "Lay the images out as train/<class>/* and val/<class>/* (or test/<class>/*).",
         )
-    train, test = datasets.ImageFolder(str(train_dir)), datasets.ImageFolder(str(test_dir))
+    train, test = image_folder(train_dir, cfg.skip_bad_images), image_folder(test_dir, cfg.skip_bad_images)
     if train.classes != test.classes:
-        raise ValueError(f"{train_dir} and {test_dir} hold different classes")
-    from PIL import Image
-
-    with Image.open(train.samples[0][0]) as first:
-        size = min(first.size)
+        raise DatasetError(f"{train_dir} and {test_dir} hold different classes")
+    size = min(read_image(train.samples[0][0]).size)
     return Splits(train, train, test, len(train.classes), 3, 224 if size >= 128 else size)
 
 
@@ -459,7 +456,9 @@ def evaluation_loaders(splits: Splits, name: str, num_workers: int, batch_size: 
 
 
 __all__ = [
+    "BadImage",
     "BatchedImages",
+    "DatasetError",
     "DatasetNotFound",
     "GlobalBatchSampler",
     "Splits",

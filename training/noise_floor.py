@@ -24,9 +24,10 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from .checkpoint import load_latest
+from .checkpoint import CheckpointError, load_into, load_latest, owner_run_id
 from .config import ConfigError, TrainConfig, validate
 from .data import load_splits
+from .image_folder import DatasetError, error_line
 from .models import SSLModel, build_backbone
 from .probe import build_monitor, build_probe, probe_size
 
@@ -53,7 +54,7 @@ def load_trained_model(run_dir: Path):
     splits = load_splits(cfg.data)
     backbone = build_backbone(cfg.model.backbone, splits.in_channels, cfg.model.width, cfg.model.cifar_stem)
     model = SSLModel(backbone, list(cfg.model.projector), splits.num_classes)
-    model.load_state_dict(state["model"])
+    load_into(model, latest[0], state, owner_run_id(run_dir), config_path)
     return cfg, model, int(state["step"]), splits
 
 
@@ -115,8 +116,11 @@ def run(args) -> int:
         tmp = out.with_name(f".{FILENAME}.tmp")
         tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
         tmp.replace(out)
-    except (ConfigError, FileNotFoundError, PermissionError) as error:
+    except (ConfigError, CheckpointError, FileNotFoundError, PermissionError) as error:
         print(f"adadim noise-floor: {error}", file=sys.stderr)
+        return 2
+    except DatasetError as error:  # an unreadable image
+        print(f"adadim noise-floor: {error_line(error)}", file=sys.stderr)
         return 2
     print(f"noise floor of {run_dir} at step {result['step']} over {result['repeats']} view draws -> {out}")
     for key in ("dynamics/H_R", "dynamics/I_RZ_excess", "dynamics/ratio_H_I"):

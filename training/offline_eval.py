@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, load_latest
+from .checkpoint import load_into, load_latest, owner_run_id
 from .config import ConfigError, load_config, load_saved_config, override_saved_config
 from .data import evaluation_loaders, load_splits
 from .evaluation import evaluate_splits, extract_features
+from .image_folder import DatasetError, error_line
 from .models import SSLModel, build_backbone
 from .run_lock import RunDirectoryError
 
@@ -57,11 +58,7 @@ def trained_backbone(run_dir: Path, overrides: list[str] | None = None):
     splits = load_splits(cfg.data)
     backbone = build_backbone(cfg.model.backbone, splits.in_channels, cfg.model.width, cfg.model.cifar_stem)
     model = SSLModel(backbone, list(cfg.model.projector), splits.num_classes)
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, TypeError, AttributeError) as error:  # shapes or names of another model
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"checkpoint {path} does not fit the model in {run_dir}/config.yaml: {first}") from None
+    load_into(model, path, state, owner_run_id(run_dir), run_dir / "config.yaml")
     # The trainer's layout: the same oneDNN kernels, so the same features as its final evaluation.
     return cfg, model.backbone.to(memory_format=torch.channels_last), int(state["step"])
 
@@ -91,6 +88,9 @@ def main(args) -> int:
         scores = evaluate(cfg, backbone)
     except (ConfigError, RunDirectoryError, FileNotFoundError) as error:  # the dataset's files among them
         print(f"adadim eval: {error}", file=sys.stderr)
+        return 2
+    except DatasetError as error:  # an unreadable image
+        print(f"adadim eval: {error_line(error)}", file=sys.stderr)
         return 2
     print(label)
     k = cfg.eval.lowlabel_k[0]

@@ -14,6 +14,8 @@ get the same numbers with no communication.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from adadim.dynamics import DynamicsMonitor, MonitorSettings
 
@@ -30,6 +32,16 @@ PROBE_SEED_OFFSET = 7_777_777  # keeps the probe's draws apart from the training
 def probe_size(dataset_name: str, configured: int | None, available: int) -> int:
     size = configured if configured is not None else DEFAULT_PROBE_SIZES.get(dataset_name, DEFAULT_PROBE_SIZE)
     return max(2, min(int(size), available))
+
+
+def note_probe_capped(configured: int, used: int) -> None:
+    """Say on stderr that the probe set is smaller than ``dynamics.probe_size`` asked (the
+    training split holds fewer images); each measurement's ``dynamics/n_samples`` records it."""
+    print(
+        f"adadim: dynamics.probe_size={configured} is more than the {used:,} training images; "
+        f"the probe set holds all {used:,} (config.yaml keeps the value asked for)",
+        file=sys.stderr,
+    )
 
 
 def probe_indices(n_available: int, size: int, seed: int) -> torch.Tensor:

@@ -165,3 +165,16 @@ def acquire_run_lock(run_dir: str | Path, orphan_grace: float = 10.0) -> RunLock
     """Lock ``run_dir`` for this process (see `RunLock.acquire`); call ``.release()`` when done.
     A process that dies releases it without calling anything."""
     return RunLock(run_dir, orphan_grace).acquire()
+
+
+def remove_unstarted(run_dir: str | Path) -> None:
+    """Remove a run directory that holds nothing but its lock files: a run refused before it
+    wrote anything leaves no folder behind. Call after releasing the lock."""
+    run_dir = Path(run_dir)
+    try:
+        if {p.name for p in run_dir.iterdir()} <= {LOCK_FILE, OWNER_FILE}:
+            for name in (OWNER_FILE, LOCK_FILE):
+                (run_dir / name).unlink(missing_ok=True)
+            run_dir.rmdir()
+    except OSError:
+        pass  # another writer got in, or the folder is not ours to tidy: leave it

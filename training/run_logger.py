@@ -25,6 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import to_flat_dict
 from .run_lock import RunDirectoryError
+from .wandb_env import WandbSettings
+from .wandb_env import record as wandb_record
+from .wandb_env import resolve as resolve_wandb
 
 
 def read_history(path: Path) -> list[dict]:
@@ -79,14 +82,15 @@ class RunLogger(NullLogger):
             self.summary = self._previous_summary()
             kept = self._truncate_history(resume_step)
             self._history = self.history_path.open("a", buffering=1)
-            replay = resume_step is not None and cfg.wandb.mode == "offline" and self._supersede_offline_folders()
+            wandb = resolve_wandb(cfg.wandb, run_dir)
+            replay = resume_step is not None and wandb.mode == "offline" and self._supersede_offline_folders()
         except OSError as error:  # a read-only run.root, a full disk
             raise RunDirectoryError(f"cannot write run directory {run_dir}: {error.strerror or error}") from None
-        self.wandb_run = self._start_wandb(cfg, run_id, provenance) if cfg.wandb.mode != "disabled" else None
+        self.wandb_run = self._start_wandb(cfg, run_id, wandb, provenance) if wandb.mode != "disabled" else None
         if replay and self.wandb_run is not None:
             for row in kept:  # the new offline folder holds the whole history, each step once
                 self.wandb_run.log(from_json_row(row), step=int(row[STEP]))
-        self.set_summary({"state": "running", "run_id": run_id, **provenance})
+        self.set_summary({"state": "running", "run_id": run_id, **wandb_record(wandb), **provenance})
 
     def _previous_summary(self) -> dict:
         """A resumed run keeps its summary; an unreadable one is replaced (it is rewritten as the
@@ -128,20 +132,20 @@ class RunLogger(NullLogger):
             folder.rename(aside / folder.name)
         return True
 
-    def _start_wandb(self, cfg: DictConfig, run_id: str, provenance: dict):
+    def _start_wandb(self, cfg: DictConfig, run_id: str, resolved: WandbSettings, provenance: dict):
         import wandb
 
         settings = cfg.wandb
         run = wandb.init(
-            project=settings.project,
-            entity=settings.entity,
+            project=resolved.project,
+            entity=resolved.entity,
             group=settings.group,
             name=settings.name or run_id,
             tags=list(settings.tags),
             id=run_id,
             resume="allow",
-            dir=str(self.run_dir),
-            mode=settings.mode,
+            dir=resolved.dir,
+            mode=resolved.mode,
             config={**to_flat_dict(cfg), **provenance},
             settings=wandb.Settings(quiet=True, console="off", x_disable_stats=True),
         )

@@ -86,11 +86,17 @@ def _history_file(target: str | Path) -> Path:
     return path if path.name == "history.jsonl" or path.is_file() else path / "history.jsonl"
 
 
-def _require_finished(run_dir: Path) -> None:
-    """A run still going (or killed) would have its partial path stretched over all of training."""
+def _require_finished(run_dir: Path, named_file: bool) -> None:
+    """A run still going (or killed) would have its partial path stretched over all of training.
+    A run directory must say it finished; a history file named as such is taken as it stands."""
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
-        return  # a bare history file: taken as it stands
+        if named_file:
+            return
+        raise TargetRunError(
+            f"steer.target_run: {run_dir} has no summary.json, so whether it finished is unknown; "
+            f"name its history file ({run_dir / 'history.jsonl'}) to follow it as it stands"
+        )
     try:
         state = json.loads(summary_path.read_text(encoding="utf-8")).get("state")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
@@ -109,7 +115,7 @@ def read_run_path(target: str | Path, smooth: int = 3) -> SetpointPath:
     path = _history_file(target)
     if not path.is_file():
         raise TargetRunError(f"steer.target_run: {path} not found (give an earlier run's directory)")
-    _require_finished(path.parent)
+    _require_finished(path.parent, named_file=path == Path(target))
     try:
         rows = parse_history_lines(path.read_text(encoding="utf-8").splitlines())
     except UnicodeDecodeError:

@@ -35,7 +35,16 @@ from adadim.dynamics.monitor import gather_rows
 from omegaconf import DictConfig, OmegaConf
 
 from .augment import BatchAugmenter
-from .checkpoint import checkpoints, load_latest, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    checkpoints,
+    identity,
+    load_into,
+    load_latest,
+    record_refusal,
+    refuse_lost_checkpoints,
+    save_checkpoint,
+)
 from .config import ConfigError, load_saved_config, to_flat_dict
 from .controller import WeightController
 from .data import (
@@ -51,13 +60,14 @@ from .evaluation import evaluate_representation, evaluate_splits, extract_featur
 from .losses.adadim import ObjectiveSettings, adadim_objective, gradient_norms, gradient_shares
 from .models import SSLModel, build_backbone, channels_last
 from .optim import apply_schedule, build_optimizer, schedule_fraction
-from .probe import ProbeSet, build_monitor, build_probe, probe_size
+from .probe import ProbeSet, build_monitor, build_probe, note_probe_capped, probe_size
 from .provenance import provenance
-from .run_lock import RunLock, RunLocked, acquire_run_lock
+from .run_lock import RunLock, RunLocked, acquire_run_lock, remove_unstarted
 from .run_logger import NullLogger, RunLogger
 from .runtime import Distributed, StopRequest, broadcast_object, setup_distributed
 from .setpoints import SetpointPath, TargetRunError, read_run_path
 from .steering import SteeringController
+from .wandb_env import resolve as resolve_wandb
 
 
 class NonFiniteLoss(RuntimeError):
@@ -244,6 +254,8 @@ def setup(cfg: DictConfig) -> Run:
     dist = setup_distributed(cfg.run.device)
     run_id = resolve_run_id(cfg, dist)
     run_dir = Path(cfg.run.root) / run_id
+    resolve_wandb(cfg.wandb, run_dir)  # a WANDB_MODE it cannot follow is refused before the run directory
+    existed = run_dir.exists()
     lock = _lock_run_dir(run_dir, dist)
     try:
         if cfg.run.resume:
@@ -254,6 +266,8 @@ def setup(cfg: DictConfig) -> Run:
     except BaseException:
         if lock is not None:
             lock.release()
+            if not existed:
+                remove_unstarted(run_dir)
         raise
     run.lock = lock
     return run
@@ -301,6 +315,8 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
     probe = None
     if cfg.dynamics.source == "probe" and (cfg.dynamics.every or alpha_from_probe(cfg)):
         size = probe_size(cfg.data.name, cfg.dynamics.probe_size, len(splits.ssl_train))
+        if dist.master_process and cfg.dynamics.probe_size is not None and size < cfg.dynamics.probe_size:
+            note_probe_capped(cfg.dynamics.probe_size, size)
         probe = build_probe(cfg.data, splits, size, cfg.dynamics.seed)
 
     optimizer = build_optimizer(model, cfg.optim, global_batch)
@@ -332,7 +348,14 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
 
     required = ("model", "optimizer", "controller", "rng_cpu", "step")
     resumed = load_latest(run_dir / "checkpoints", map_location=device, required=required) if cfg.run.resume else None
+    if cfg.run.resume and resumed is None:
+        refuse_lost_checkpoints(run_dir, cfg.run.checkpoint_every_steps)
     if resumed is not None:
+        try:
+            load_into(model, resumed[0], resumed[1], run_id, run_dir / "config.yaml")
+        except CheckpointError as error:
+            record_refusal(run_dir, str(error))
+            raise
         _restore(run, resumed[1])
 
     if dist.world > 1:
@@ -357,6 +380,7 @@ def _checkpoint_state(run: Run, step: int) -> dict:
     state = {
         "step": step,
         "model": _unwrap(run.model).state_dict(),
+        **identity(run.run_id, _unwrap(run.model)),
         "optimizer": run.optimizer.state_dict(),
         "controller": run.controller.state_dict(),
         "rng_cpu": torch.get_rng_state(),

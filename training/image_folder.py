@@ -1,0 +1,87 @@
+"""Image folders (``data.name=imagefolder``) whose bad files fail in one line naming the file.
+
+torchvision's `ImageFolder` reports an empty class folder, a truncated JPEG or a file that is
+not an image with a traceback, and the decoding errors without the file's name. Here every
+image is decoded through `read_image`, which names the file; with ``data.skip_bad_images=true``
+every image is decoded once before training and the unreadable ones are left out, with a count.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+
+class DatasetError(ValueError):
+    """A dataset's files are there but cannot be used (an unreadable image, mismatched classes)."""
+
+
+class BadImage(DatasetError):
+    """One image file that cannot be decoded."""
+
+
+def _reason(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """The image at ``path`` as RGB, fully decoded; `BadImage` names the file when it is
+    truncated, not an image, or unreadable. (The `ImageFolder` loader: a module-level function,
+    so loader workers can pickle it.)"""
+    try:
+        with open(path, "rb") as handle:
+            image = Image.open(handle)
+            return image.convert("RGB")  # decodes every pixel: a truncated file fails here
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise BadImage(
+            f"image {path} cannot be read ({_reason(error)}); replace or remove it, "
+            "or set data.skip_bad_images=true to leave unreadable images out"
+        ) from None
+
+
+def _readable(path: str) -> str | None:
+    """None when the image decodes, else why not."""
+    try:
+        read_image(path)
+    except BadImage as error:
+        return str(error).split(" cannot be read (", 1)[1].split("); replace", 1)[0]
+    return None
+
+
+def image_folder(folder: Path, skip_bad_images: bool = False):
+    """``folder/<class>/<image>`` as a torchvision `ImageFolder` decoding through `read_image`.
+    An empty class folder is refused (`DatasetError`); with ``skip_bad_images`` the images
+    that do not decode are left out and counted on stderr."""
+    from torchvision import datasets
+
+    try:
+        dataset = datasets.ImageFolder(str(folder), loader=read_image)
+    except FileNotFoundError as error:  # a class folder without a single image file
+        raise DatasetError(f"image folder {folder}: {_reason(error)}") from None
+    if skip_bad_images:
+        bad = [(path, why) for path, _ in dataset.samples if (why := _readable(path)) is not None]
+        if bad:
+            skipped = {path for path, _ in bad}
+            dataset.samples = [s for s in dataset.samples if s[0] not in skipped]
+            dataset.imgs = dataset.samples
+            dataset.targets = [label for _, label in dataset.samples]
+            print(
+                f"adadim: skipped {len(bad)} unreadable image(s) of {len(bad) + len(dataset.samples)} in {folder} "
+                f"(data.skip_bad_images=true); the first: {bad[0][0]} ({bad[0][1]})",
+                file=sys.stderr,
+            )
+        empty = sorted(set(range(len(dataset.classes))) - set(dataset.targets))
+        if empty:
+            names = ", ".join(dataset.classes[i] for i in empty)
+            raise DatasetError(f"image folder {folder}: no readable image left in class {names}")
+    return dataset
+
+
+def error_line(error: Exception) -> str:
+    """An error's message as one line. A loader worker's error reaches the trainer re-raised
+    with the worker's traceback in its message; its last line is the original message."""
+    last = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+    prefix = f"{type(error).__module__}.{type(error).__name__}: "
+    return last[len(prefix) :] if last.startswith(prefix) else last
