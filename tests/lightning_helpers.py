@@ -10,12 +10,12 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def digits_images() -> torch.Tensor:
-    """scikit-learn's 8×8 digits as a float tensor N×1×8×8 in [0, 1]."""
+def digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 8×8 digits: images N×1×8×8 in [0, 1] and their labels."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
-    return torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    return torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0, torch.tensor(data.target)
 
 
 def augment(x: torch.Tensor) -> torch.Tensor:
@@ -57,15 +57,34 @@ class VICReg(lightning.LightningModule):
         return self.projection_head(self.backbone(x))
 
     def training_step(self, batch, batch_idx):
-        (x,) = batch
+        x, labels = batch
         loss = vicreg_loss(self(augment(x)), self(augment(x)))
         self.log("train_loss", loss)
+        with torch.no_grad():  # a user's own accuracy: nearest class mean of the batch's R
+            r = F.normalize(self.backbone(x), dim=1)
+            means = torch.stack([r[labels == c].mean(0) if (labels == c).any() else r[0] * 0 for c in range(10)])
+            self.log("val_acc", (r @ means.T).argmax(1).eq(labels).float().mean(), on_step=False, on_epoch=True)
         return loss
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.05, momentum=0.9)
 
 
-def digits_loader(images: torch.Tensor, batch_size: int = 128) -> torch.utils.data.DataLoader:
-    dataset = torch.utils.data.TensorDataset(images)
+def digits_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 128) -> torch.utils.data.DataLoader:
+    dataset = torch.utils.data.TensorDataset(images, labels)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True)
+
+
+def quiet_trainer(root, **kwargs) -> lightning.Trainer:
+    """A CPU Trainer with no progress bar, summary or checkpoints unless asked."""
+    settings = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+        "default_root_dir": str(root),
+        "log_every_n_steps": 1,
+    }
+    settings.update(kwargs)
+    return lightning.Trainer(**settings)
