@@ -28,11 +28,14 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .monitor import DynamicsMonitor, MonitorSettings
+from .monitor import DEFAULT_METRICS, DynamicsMonitor, MonitorSettings
 
 Embed = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 NORMS = ("batch", "running")
 SEED_OFFSET = 7_777_777  # keeps the probe's draws apart from a training run's own seeds
+# The monitor's defaults less the sampled permutation baseline (dynamics/I_RZ_perm): the excess
+# MI already subtracts the exact null, and the baseline's N×N gathers cost most of a measurement.
+INSTRUMENT_METRICS = tuple(group for group in DEFAULT_METRICS if group != "permutation_baseline")
 
 
 class InstrumentError(ValueError):
@@ -139,8 +142,9 @@ class ProbeInstrument:
     - ``embed``: ``x -> (R, Z)``; or pass ``model`` alone when it has ``backbone`` and
       ``projector`` attributes. ``model`` (the module holding ``embed``'s weights) is what the
       BatchNorm handling and the mode restore act on; it is optional for a plain function.
-    - ``settings``: the monitor's ``MonitorSettings`` (metrics, order, kernel, widths); ``gather``
-      is forced off since every rank measures the whole probe.
+    - ``settings``: the monitor's ``MonitorSettings`` (metrics, order, kernel, widths); default:
+      the monitor's defaults less the sampled baseline (``INSTRUMENT_METRICS``). ``gather`` is
+      forced off since every rank measures the whole probe.
     - ``every``: the cadence ``due(step)`` answers for; ``chunk``: images per forward pass
       (both views, so 2·chunk rows); ``norm``: "batch" or "running" (module docstring);
       ``prepare``: applied to each input batch on the device (e.g. channels-last);
@@ -177,7 +181,7 @@ class ProbeInstrument:
         self.view1, self.view2, self.size = view1, view2, len(view1)
         self.embed, self.model, self.every, self.chunk, self.norm = embed, model, int(every), int(chunk), norm
         self.prepare, self.autocast = prepare, autocast
-        settings = settings if settings is not None else MonitorSettings()
+        settings = settings if settings is not None else MonitorSettings(metrics=INSTRUMENT_METRICS)
         self.monitor = DynamicsMonitor(dataclasses.replace(settings, gather=False))
         self.last_step: int | None = None
 
@@ -281,6 +285,7 @@ def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 __all__ = [
+    "INSTRUMENT_METRICS",
     "InstrumentError",
     "ProbeInstrument",
     "draw_views",

@@ -39,7 +39,7 @@ class DynamicsCallback(Callback):
     - ``embed``: ``x -> (R, Z)``, called with the module's own weights; default: the module's
       ``backbone`` and ``projector`` attributes (R = backbone(x), Z = projector(R)).
     - ``settings``: a ``MonitorSettings`` (metrics, order, kernel, widths); default: the
-      monitor's defaults.
+      monitor's defaults less the sampled permutation baseline (``INSTRUMENT_METRICS``).
     - ``chunk``, ``norm``: images per forward pass, and "batch" (BatchNorm on each fixed chunk,
       running statistics put back) or "running" (eval mode); see ``ProbeInstrument``.
     """
