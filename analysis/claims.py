@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from . import inference
+from .foreign import KEY_MAP_PREFIX
 from .runset import DEFAULT_ACCURACY, RunSet
 from .studies import (
     H_R,
@@ -153,6 +154,15 @@ def _coupling_row(rs, early, late, by) -> dict:
     return _row(claim, test, result, sign_ok, len(usable), note)
 
 
+def _accuracy_named(rs, accuracy: str, claim: str, note: str) -> str:
+    """The accuracy claims name the run's own key when a key map renamed it (runs from other trainers)."""
+    column = KEY_MAP_PREFIX + accuracy
+    if claim == "coupling_early_late" or column not in rs.runs:
+        return note
+    foreign = sorted(set(rs.runs[column].dropna().astype(str)))
+    return f"accuracy: {', '.join(foreign)} (as {accuracy})" + (f"; {note}" if note else "")
+
+
 def claims(
     rs: RunSet,
     accuracy: str = DEFAULT_ACCURACY,
@@ -180,6 +190,7 @@ def claims(
         _coupling_row(rs, early, late, by),
     ]
     table = pd.DataFrame(rows)
+    table["note"] = [_accuracy_named(rs, accuracy, row["claim"], row["note"]) for _, row in table.iterrows()]
     table["p_holm"] = inference.holm(table["p_value"].to_numpy(float))
     table["supported"] = (table["p_holm"] < alpha) & table["sign_ok"]
     return table[list(COLUMNS)]

@@ -32,6 +32,11 @@ def add_parser(commands, name: str = "analyze", help_text: str = "") -> None:
     p.add_argument("--style", default="paper", choices=["paper", "notebook", "talk", "poster"])
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap and permutation resamples")
     p.add_argument("--include-unfinished", action="store_true")
+    p.add_argument(
+        "--keys",
+        default=None,
+        help="key map (YAML, our key: their key) of runs from other trainers, e.g. final/lowlabel_top1: val_acc",
+    )
     cache = p.add_mutually_exclusive_group()
     cache.add_argument("--cache-dir", default="auto", help="folder of the parsed-run cache (default: beside the runs)")
     cache.add_argument("--no-cache", action="store_true", help="parse every run, write no cache")
@@ -89,6 +94,7 @@ def run(args) -> int:
             include_unfinished=args.include_unfinished,
             progress=sys.stderr.isatty(),
             cache_dir=None if args.no_cache else args.cache_dir,
+            keys=args.keys,
         )
         _check_out(args.out)
         result = analyze(args.source, args.out, opts)

@@ -27,6 +27,7 @@ def add_parser(commands, name: str = "dashboard", help_text: str = "") -> None:
     local.add_argument("--accuracy-key", default=DEFAULT_ACCURACY, help="the scatter's default accuracy key")
     local.add_argument("--window", type=float, default=0.2, help="equilibrium window: last fraction of logged points")
     local.add_argument("--include-unfinished", action="store_true")
+    local.add_argument("--keys", default=None, help="key map (YAML, our key: their key) for runs from other trainers")
 
 
 def _split_project(text: str) -> tuple[str, str]:
@@ -62,7 +63,9 @@ def run_local(args) -> int:
     from .dashboard import build_dashboard
     from .loading import load_runs
 
-    rs = load_runs(args.source, include_unfinished=args.include_unfinished, progress=sys.stderr.isatty())
+    rs = load_runs(
+        args.source, include_unfinished=args.include_unfinished, progress=sys.stderr.isatty(), keys=args.keys
+    )
     if len(rs) == 0:
         reasons = "; ".join(f"{k}: {r}" for k, r in rs.skipped[:5])
         raise ValueError(f"no usable runs in {args.source}" + (f" ({reasons})" if reasons else ""))

@@ -33,6 +33,7 @@ import yaml
 from adadim.dynamics.keys import STEP
 from adadim.dynamics.run_format import HistoryLineError, flatten, parse_history_lines
 
+from . import foreign
 from .discovery import MAX_DEPTH, candidate_run_dirs, is_candidate, missing_history, run_key
 from .run_cache import Cache, cache_location, signature
 from .runset import RunSet, empty_runset
@@ -54,14 +55,23 @@ def _clean_history(rows: list[dict] | pd.DataFrame, run_id: str) -> pd.DataFrame
         if "_step" not in frame:
             raise BadRun(f"history has no {STEP!r} (nor '_step') column")
         frame[STEP] = frame["_step"]
+    # Lightning's loggers write its step as trainer/global_step (W&B); rows logged at one step by
+    # separate calls (the loss, the callback's dynamics) are merged into one row per step.
+    foreign_steps = "trainer/global_step" in frame
+    if foreign_steps:
+        frame[STEP] = frame[STEP].fillna(frame["trainer/global_step"])
+    measured = any(str(c).startswith("dynamics/") for c in frame.columns)
     missing = [k for k in REQUIRED if k not in frame]
-    if missing:
-        raise BadRun(f"history lacks {', '.join(missing)}")
+    if missing and not measured:
+        raise BadRun(f"history lacks {', '.join(missing)} (and every dynamics/ key)")
     frame = frame.drop(columns=[c for c in frame if c.startswith("_")], errors="ignore")
     for column in frame.columns:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    frame = frame.dropna(subset=[STEP]).drop_duplicates(subset=[STEP], keep="last").sort_values(STEP)
-    bad_loss = ~np.isfinite(frame[REQUIRED[0]].to_numpy(dtype=float))
+    frame = frame.dropna(subset=[STEP])
+    if foreign_steps:
+        frame = frame.groupby(STEP, as_index=False, sort=True).last()
+    frame = frame.drop_duplicates(subset=[STEP], keep="last").sort_values(STEP)
+    bad_loss = ~np.isfinite(frame[REQUIRED[0]].to_numpy(dtype=float)) if not missing else np.zeros(len(frame), bool)
     if bad_loss.any():
         raise BadRun(f"NaN or Inf {REQUIRED[0]} at step {int(frame.loc[bad_loss, STEP].iloc[0])}")
     frame.insert(0, "run_id", run_id)
@@ -200,6 +210,13 @@ def parse_wandb_files(files: list[Path], run_id: str) -> tuple[dict, pd.DataFram
     return meta, _clean_history(rows, run_id)
 
 
+def parse_csv_run(run_dir: Path) -> tuple[dict, pd.DataFrame]:
+    """One Lightning CSVLogger folder (see `adadim.analysis.foreign`)."""
+    config, summary, frame = foreign.read_csv_run(run_dir)
+    run_id = foreign.csv_run_id(run_dir)
+    return _meta(run_id, config, summary, "finished", str(run_dir)), _clean_history(frame, run_id)
+
+
 def _wandb_run_id(path: Path) -> str:
     stem = path.stem  # run-<id>
     return stem[4:] if stem.startswith("run-") else stem
@@ -246,9 +263,13 @@ def _discover(source: Path) -> list[tuple[str, list, Callable[[], tuple[dict, pd
     by_id: dict[str, list[Path]] = {}
     for f in _wandb_files(source):
         by_id.setdefault(_wandb_run_id(f), []).append(f)
-    return [
+    found = [
         (rid, signature(files), lambda fs=files, r=rid: parse_wandb_files(fs, r))
         for rid, files in sorted(by_id.items())
+    ]
+    csv_dirs = [] if wandb_only else foreign.csv_run_dirs(source)
+    return found + [
+        (foreign.csv_run_id(d), signature(foreign.csv_files(d)), lambda d=d: parse_csv_run(d)) for d in csv_dirs
     ]
 
 
@@ -259,6 +280,7 @@ def load_runs(
     include_unfinished: bool = False,
     progress: bool = True,
     api=None,
+    keys: dict | str | Path | None = None,
 ) -> RunSet:
     """Load every run of a source into a RunSet (see the module docstring).
 
@@ -269,9 +291,12 @@ def load_runs(
     Whatever goes wrong with one run, whatever the exception, skips that run with the reason;
     runs that share one run id are resolved by `drop_duplicates`. Raises `FileNotFoundError`
     or `SourceError` only when the source itself cannot be read.
+    ``keys``: the key map of runs from other trainers, ``{our key: their key}`` or a YAML file
+    (`adadim.analysis.foreign`); a run lacking a mapped key is skipped with that reason.
     """
     from tqdm.auto import tqdm
 
+    key_map = foreign.read_key_map(keys)
     path = Path(source)
     is_project = not path.exists() and str(source).count("/") == 1
     if not path.exists() and not is_project:
@@ -288,6 +313,10 @@ def load_runs(
     for key, sig, parse in tqdm(entries, desc="loading runs", unit="run", disable=not progress, leave=False):
         try:
             meta, history = _parse_cached(cache, key, sig, parse)
+            try:
+                meta, history = foreign.apply_key_map(meta, history, key_map)
+            except ValueError as error:
+                raise BadRun(str(error)) from None
             if not include_unfinished and meta.get("state") != "finished":
                 raise BadRun(
                     f"state is {meta.get('state')!r}, not finished "

@@ -54,6 +54,7 @@ class AnalysisOptions:
     include_unfinished: bool = False
     progress: bool = True
     cache_dir: str | Path | None = "auto"  # the parsed-run cache: "auto", a folder, or None (none)
+    keys: dict | str | Path | None = None  # key map of runs from other trainers (adadim.analysis.foreign)
 
 
 @dataclass
@@ -242,7 +243,13 @@ def analyze(
     sources = list(source) if isinstance(source, (list, tuple)) else [source]
     rs = combine(
         [
-            load_runs(s, include_unfinished=opts.include_unfinished, progress=opts.progress, cache_dir=opts.cache_dir)
+            load_runs(
+                s,
+                include_unfinished=opts.include_unfinished,
+                progress=opts.progress,
+                cache_dir=opts.cache_dir,
+                keys=opts.keys,
+            )
             for s in sources
         ]
     )

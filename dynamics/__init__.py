@@ -17,6 +17,7 @@ from .entropy import (
     renyi_entropy,
 )
 from .geometry import alignment, uniformity
+from .instrument import InstrumentError, ProbeInstrument, draw_views
 from .kernels import gram_matrix, median_heuristic_sigma
 from .monitor import DEFAULT_METRICS, METRIC_GROUPS, DynamicsMonitor, MonitorSettings
 from .spectrum import alpha_req, effective_rank, lidar, white_noise_effective_rank
@@ -26,9 +27,12 @@ __all__ = [
     "METRIC_GROUPS",
     "DynamicsMonitor",
     "ExcessMI",
+    "InstrumentError",
     "MonitorSettings",
+    "ProbeInstrument",
     "alignment",
     "alpha_req",
+    "draw_views",
     "effective_rank",
     "entropy_of_gram",
     "excess_mutual_information",

@@ -24,8 +24,8 @@ from ._validation import (
     check_sigma,
     check_sigma_pair,
 )
-from .kernels import feature_map, gram_matrix, hadamard_normalized, trace_normalize
-from .permutation_null import frobenius_joint_entropies, null_joint_entropy_order2, permutations
+from .kernels import feature_map, gram_matrix, hadamard_normalized, kernel_matrix, trace_normalize
+from .permutation_null import null_joint_entropy_order2, order2_entropies, permutations
 
 METHODS = ("auto", "eigh")
 DEFAULT_NULL_PERMUTATIONS = 16
@@ -298,8 +298,8 @@ def information_terms(
 
     Inputs are assumed validated; ``sigma`` is one width or a ``(sigma_x, sigma_y)`` pair.
     Returns the entropies ``entropy_x``, ``entropy_y``, ``joint_entropy``,
-    ``mutual_information``, the Gram matrices ``gram_x`` and ``gram_y`` for callers that reuse
-    them, and:
+    ``mutual_information``, y's kernel matrix ``kernel_y`` (before trace normalization; the
+    cosine kernel's is the cosine similarity matrix) for callers that reuse it, and:
 
     - with ``n_permutations > 0``: ``permuted_mutual_information``, the mean of I(x; πy) over
       that many seeded permutations;
@@ -309,9 +309,7 @@ def information_terms(
       ``null_permutations`` seeded permutations (the same draws as the baseline's, extended).
     """
     sigma_x, sigma_y = sigma if isinstance(sigma, (tuple, list)) else (sigma, sigma)
-    a, b = gram_matrix(x, kernel, sigma_x), gram_matrix(y, kernel, sigma_y)
-    s_a = _entropy_of_input(x, order, kernel, method, gram=a, sigma=sigma_x)
-    s_b = _entropy_of_input(y, order, kernel, method, gram=b, sigma=sigma_y)
+    kx, ky = kernel_matrix(x, kernel, sigma_x), kernel_matrix(y, kernel, sigma_y)
     want_excess = null_permutations is not None
     closed_form = want_excess and order == 2.0
     sampled_null = int(null_permutations) if null_permutations is not None and not closed_form else 0
@@ -319,8 +317,14 @@ def information_terms(
     perms = permutations(x.shape[0], count, seed, x.device) if count > 0 else []
     s_null = None
     if order == 2.0 and method == "auto":
-        s_ab, permuted, s_null = frobenius_joint_entropies(a, b, perms, closed_form_null=closed_form)
+        # One pair of kernel matrices serves H(x), H(y), the joint and the null (Frobenius identity).
+        order2 = order2_entropies(kx, ky, perms, closed_form, reuse_kx=True)
+        s_a, s_b, s_ab, permuted = (order2[k] for k in ("entropy_x", "entropy_y", "joint_entropy", "permuted"))
+        s_null = order2.get("null_joint_entropy")
     else:
+        a, b = trace_normalize(kx), trace_normalize(ky)
+        s_a = _entropy_of_input(x, order, kernel, method, gram=a, sigma=sigma_x)
+        s_b = _entropy_of_input(y, order, kernel, method, gram=b, sigma=sigma_y)
         s_ab = entropy_of_gram(hadamard_normalized(a, b), order, method)
         permuted = [entropy_of_gram(hadamard_normalized(a, b[p][:, p]), order, method) for p in perms]
         if closed_form:
@@ -331,8 +335,7 @@ def information_terms(
         "entropy_y": s_b,
         "joint_entropy": s_ab,
         "mutual_information": i,
-        "gram_x": a,
-        "gram_y": b,
+        "kernel_y": ky,
     }
     # S(πBπᵀ) = S(B): only the joint entropy changes under a permutation.
     permuted_mi = s_a + s_b - torch.stack(permuted) if permuted else torch.empty(0, dtype=s_ab.dtype)

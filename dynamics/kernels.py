@@ -58,16 +58,19 @@ def _median(values: torch.Tensor) -> float:
 
 def gram_matrix(x: torch.Tensor, kernel: str = "cosine", sigma: float | None = None) -> torch.Tensor:
     """The N×N trace-one Gram matrix A of the rows of x for the chosen kernel."""
+    return trace_normalize(kernel_matrix(x, kernel, sigma))
+
+
+def kernel_matrix(x: torch.Tensor, kernel: str = "cosine", sigma: float | None = None) -> torch.Tensor:
+    """The N×N kernel matrix K of the rows of x, before trace normalization (A = K / tr K)."""
     check_kernel(kernel)
     sigma = check_sigma(sigma)
     if kernel == "gaussian":
         width = median_heuristic_sigma(x) if sigma is None else sigma
-        k = torch.exp(-squared_distances(x) / (2.0 * width * width))
-    else:
-        f = feature_map(x, kernel)
-        assert f is not None  # cosine and linear kernels have explicit features
-        k = f @ f.T
-    return trace_normalize(k)
+        return torch.exp(-squared_distances(x) / (2.0 * width * width))
+    f = feature_map(x, kernel)
+    assert f is not None  # cosine and linear kernels have explicit features
+    return f @ f.T
 
 
 def trace_normalize(k: torch.Tensor) -> torch.Tensor:

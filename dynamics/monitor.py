@@ -268,7 +268,7 @@ class DynamicsMonitor:
             null_perm = s.null_permutations if groups & _EXCESS_GROUPS else None
             terms = information_terms(r, z, s.order, s.kernel, s.widths, "auto", n_perm, s.seed, null_perm)
             if s.kernel == "cosine":
-                cosine_z = terms["gram_y"] * n  # A = K / N for the cosine kernel
+                cosine_z = terms["kernel_y"]  # the cosine kernel's K is the cosine similarity matrix
             h_r, h_z, h_rz, i_rz = (terms[k] for k in ("entropy_x", "entropy_y", "joint_entropy", "mutual_information"))
             if "entropy" in groups:
                 out.update(H_R=h_r, H_Z=h_z)

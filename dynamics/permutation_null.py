@@ -50,34 +50,49 @@ def null_joint_entropy_order2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return -torch.log(frobenius / trace_sq)
 
 
-def frobenius_joint_entropies(
-    a: torch.Tensor, b: torch.Tensor, perms: list[torch.Tensor], closed_form_null: bool = False
-) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
-    """S_2 of A∘B/tr, of every sampled A∘(πBπᵀ)/tr, and (``closed_form_null``) the closed-form
-    S_2^null, without forming any Hadamard product: ‖A∘C‖_F² = ⟨A∘A, C∘C⟩ and
-    tr(A∘C) = ⟨diag A, diag C⟩. The null reuses the sums ‖A‖_F², ‖B‖_F², so it costs O(N) more."""
-    a_sq, b_sq = a * a, b * b
-    a_sq_flat = a_sq.flatten()
-    diag_a, diag_b = torch.diagonal(a), torch.diagonal(b)
+def order2_entropies(
+    kx: torch.Tensor, ky: torch.Tensor, perms: list[torch.Tensor], closed_form_null: bool, reuse_kx: bool = False
+) -> dict[str, torch.Tensor]:
+    """Every order-2 entropy of (x, y) from their two un-normalized kernel matrices, sharing them:
+    S_2(K / tr K) = -log(‖K‖_F² / (tr K)²) for H(x), H(y), the joint (K = Kx∘Ky, with
+    tr = ⟨diag Kx, diag Ky⟩), each sampled permutation's joint and the closed-form null (which is
+    scale-free, so it takes Kx and Ky as they are). No trace-normalized copy is made.
+    ``reuse_kx``: Kx may be overwritten (no gradient, and the caller no longer needs it).
+    Returns ``entropy_x``, ``entropy_y``, ``joint_entropy``, ``permuted`` (a list) and, with
+    ``closed_form_null``, ``null_joint_entropy``."""
+    diag_x, diag_y = torch.diagonal(kx).clone(), torch.diagonal(ky).clone()
+    trace_x, trace_y, trace_xy = diag_x.sum(), diag_y.sum(), torch.dot(diag_x, diag_y)
+    for trace in (trace_x, trace_y):
+        if float(trace.detach()) <= 0.0:
+            raise ValueError("the Gram matrix has zero trace: every sample is the zero vector")
+    # Each new N×N temporary costs a pass and page faults: without gradient, Kx is squared and
+    # multiplied in place, so one temporary (Ky∘Ky) is all. Sums are pairwise (torch.sum): a
+    # float32 norm or BLAS dot accumulates millions of terms too loosely for the excess.
+    in_place = reuse_kx and not (kx.requires_grad or ky.requires_grad)
+    ky_sq = ky * ky
+    kx_sq = kx.square_() if in_place else kx * kx
+    frob_x, frob_y = kx_sq.sum(), ky_sq.sum()
 
-    def joint(b_sq_permuted: torch.Tensor, diag_b_permuted: torch.Tensor) -> torch.Tensor:
-        # A pairwise-summed reduction: a BLAS dot accumulates 16M float32 terms too loosely.
-        return -torch.log((a_sq_flat * b_sq_permuted.flatten()).sum() / torch.dot(diag_a, diag_b_permuted) ** 2)
+    def permuted_joint(p: torch.Tensor) -> torch.Tensor:
+        frob = (kx_sq * ky_sq.index_select(0, p).index_select(1, p)).sum()
+        return -torch.log(frob / torch.dot(diag_x, diag_y[p]) ** 2)
 
-    s_ab = joint(b_sq, diag_b)
     # Two index_selects gather πBπᵀ about 3x faster than one 2-D advanced index on the CPU.
-    permuted = [joint(b_sq.index_select(0, p).index_select(1, p), diag_b[p]) for p in perms]
-    s_null = None
+    out: dict[str, torch.Tensor] = {"permuted": [permuted_joint(p) for p in perms]}
+    joint = (kx_sq.mul_(ky_sq) if in_place else kx_sq * ky_sq).sum()
+    out["entropy_x"] = -torch.log(frob_x / trace_x**2)
+    out["entropy_y"] = -torch.log(frob_y / trace_y**2)
+    out["joint_entropy"] = -torch.log(joint / trace_xy**2)
     if closed_form_null:
-        frobenius, trace_sq = expected_purity_from_sums(diag_a, a_sq.sum(), diag_b, b_sq.sum())
-        s_null = -torch.log(frobenius / trace_sq).to(s_ab.dtype)
-    return s_ab, permuted, s_null
+        frobenius, trace_sq = expected_purity_from_sums(diag_x, frob_x, diag_y, frob_y)
+        out["null_joint_entropy"] = -torch.log(frobenius / trace_sq).to(out["joint_entropy"].dtype)
+    return out
 
 
 __all__ = [
     "expected_permuted_purity",
     "expected_purity_from_sums",
-    "frobenius_joint_entropies",
     "null_joint_entropy_order2",
+    "order2_entropies",
     "permutations",
 ]

@@ -18,6 +18,7 @@ import sys
 
 import torch
 from adadim.dynamics import DynamicsMonitor, MonitorSettings
+from adadim.dynamics.instrument import ProbeInstrument, embed_attributes
 
 from .data import TwoViews, build_augmenter, training_dataset, two_view_transform
 from .models import channels_last
@@ -49,15 +50,6 @@ def probe_indices(n_available: int, size: int, seed: int) -> torch.Tensor:
     return torch.randperm(n_available, generator=generator)[:size].sort().values
 
 
-def _norm_buffers(model: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [
-        (buffer, buffer.clone())
-        for module in model.modules()
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
-        for buffer in module.buffers()
-    ]
-
-
 class ProbeSet:
     """The probe set's two fixed views (N×C×H×W each), held on the CPU. Every rank holds and
     measures the whole set, so all ranks (and one process) get the same numbers without
@@ -68,35 +60,22 @@ class ProbeSet:
             raise ValueError(f"probe views must match and hold >= 2 images, got {view1.shape} and {view2.shape}")
         self.view1, self.view2, self.size = view1, view2, len(view1)
 
-    @torch.no_grad()
     def forward(self, model, device: torch.device, chunk: int = 512, norm: str = "batch", autocast=None):
-        """(R views, Z views) of the probe set from ``model`` (an SSLModel).
-
-        ``norm="batch"``: BatchNorm normalizes with the statistics of each fixed chunk (the
-        model in train mode; its running statistics are put back afterwards), so the result is
-        a function of the weights alone. ``norm="running"``: eval mode, BatchNorm's running
-        statistics, which also carry the history of recent training batches. The model's mode
-        is restored either way."""
-        was_training = model.training
-        saved = _norm_buffers(model) if norm == "batch" else []
-        model.train(norm == "batch")
-        r1, r2, z1, z2 = [], [], [], []
-        try:
-            for start in range(0, self.size, chunk):
-                x1 = self.view1[start : start + chunk].to(device, non_blocking=True)
-                x2 = self.view2[start : start + chunk].to(device, non_blocking=True)
-                x1, x2 = channels_last(x1), channels_last(x2)
-                with autocast if autocast is not None else torch.autocast(device.type, enabled=False):
-                    (a1, a2), (b1, b2), _ = model(x1, x2)
-                r1.append(a1.float())
-                r2.append(a2.float())
-                z1.append(b1.float())
-                z2.append(b2.float())
-        finally:
-            for buffer, value in saved:
-                buffer.copy_(value)
-            model.train(was_training)
-        return (torch.cat(r1), torch.cat(r2)), (torch.cat(z1), torch.cat(z2))
+        """(R views, Z views) of the probe set from ``model`` (an SSLModel), measured by the
+        model-agnostic ``ProbeInstrument`` (its docstring describes ``norm``: "batch" fixes
+        BatchNorm to each chunk's statistics and puts the running ones back, "running" uses
+        them). The model's modes, BatchNorm statistics and the global RNG are left unchanged."""
+        instrument = ProbeInstrument(
+            self.view1,
+            self.view2,
+            embed_attributes(model),
+            model=model,
+            chunk=chunk,
+            norm=norm,
+            prepare=channels_last,
+            autocast=(lambda: autocast) if autocast is not None else None,
+        )
+        return instrument.embeddings(device=device)
 
 
 def build_probe(data_cfg, splits, size: int, seed: int, view_seed: int | None = None) -> ProbeSet:

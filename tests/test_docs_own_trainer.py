@@ -1,0 +1,30 @@
+"""The examples of docs/own-trainer.md run as written, so that they cannot rot."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("lightning")
+
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "own-trainer.md"
+
+
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_the_examples_of_the_own_trainer_page_run(tmp_path, monkeypatch, capsys):
+    blocks = python_blocks(PAGE.read_text())
+    assert len(blocks) == 4
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "docs_example"}
+    for block in blocks:  # one namespace: later blocks use what earlier ones defined, as a reader would
+        exec(compile(block, str(PAGE), "exec"), namespace)
+    measured = namespace["measured"]
+    assert measured["trainer/step"].tolist() == [0, 10, 20, 30]  # 2 epochs of 15 batches, every 10
+    assert [row["trainer/step"] for row in namespace["history"]] == [10, 20, 30]
+    assert len(namespace["runs"].history["train/loss"].dropna()) > 0

@@ -1,0 +1,123 @@
+"""``DynamicsCallback``: the probe-set dynamics inside a PyTorch Lightning training.
+
+    from adadim.training.callbacks import DynamicsCallback
+    trainer = lightning.Trainer(callbacks=[DynamicsCallback(views=(view1, view2), every=50)])
+
+It measures the fixed probe views (``adadim.dynamics.draw_views``) with a
+``adadim.dynamics.ProbeInstrument`` at the start of training, every ``every`` optimizer steps
+and at the last step, and logs the ``dynamics/`` keys with ``trainer/step`` through the
+trainer's loggers (``WandbLogger`` online or offline, ``CSVLogger``, ...). Under DDP every rank
+measures the whole probe (same numbers, no communication) and rank 0 logs. Its state (the
+Gaussian widths and the last measured step) travels in Lightning checkpoints, so a resumed run
+continues the same curves. The measurement leaves the module's weights, BatchNorm statistics,
+train/eval modes and the global RNG exactly as they were.
+
+Lightning is an optional extra: ``pip install 'adadim[lightning]'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from adadim.dynamics.instrument import ProbeInstrument
+from adadim.dynamics.monitor import MonitorSettings
+
+try:
+    from lightning.pytorch.callbacks import Callback
+except ImportError as error:  # the extra is not installed
+    raise ImportError(
+        "adadim.training.callbacks needs Lightning: pip install 'adadim[lightning]' (lightning>=2.2)"
+    ) from error
+
+
+class DynamicsCallback(Callback):
+    """Measure H(R), I_excess(R;Z), effective ranks, ... of a LightningModule on a fixed probe.
+
+    - ``views``: ``(view1, view2)``, two tensors N×... of the same N ≥ 2 images.
+    - ``every``: measure every this many optimizer steps (and at the first and last step).
+    - ``embed``: ``x -> (R, Z)``, called with the module's own weights; default: the module's
+      ``backbone`` and ``projector`` attributes (R = backbone(x), Z = projector(R)).
+    - ``settings``: a ``MonitorSettings`` (metrics, order, kernel, widths); default: the
+      monitor's defaults less the sampled permutation baseline (``INSTRUMENT_METRICS``).
+    - ``chunk``, ``norm``: images per forward pass, and "batch" (BatchNorm on each fixed chunk,
+      running statistics put back) or "running" (eval mode); see ``ProbeInstrument``.
+    """
+
+    def __init__(
+        self,
+        views: tuple[torch.Tensor, torch.Tensor],
+        every: int = 50,
+        embed: Callable | None = None,
+        settings: MonitorSettings | None = None,
+        chunk: int = 512,
+        norm: str = "batch",
+    ) -> None:
+        super().__init__()
+        if not (isinstance(views, (tuple, list)) and len(views) == 2):
+            raise ValueError("views must be a pair (view1, view2) of tensors of the same N images")
+        self.views, self.every, self.embed, self.settings = views, every, embed, settings
+        self.chunk, self.norm = chunk, norm
+        self.instrument: ProbeInstrument | None = None
+        self._pending_state: dict | None = None
+        # Build once here, so a bad probe or setting fails before any training.
+        self._build(None)
+
+    def _build(self, module: torch.nn.Module | None) -> ProbeInstrument:
+        embed = self.embed
+        if embed is None and module is None:
+            embed = _unbound  # replaced in setup, once the module is known
+        instrument = ProbeInstrument(
+            *self.views, embed, model=module, settings=self.settings, every=self.every, chunk=self.chunk, norm=self.norm
+        )
+        if self.instrument is not None:
+            instrument.load_state_dict(self.instrument.state_dict())
+        self.instrument = instrument
+        return instrument
+
+    @property
+    def state_key(self) -> str:
+        return "DynamicsCallback"
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self._build(pl_module)
+        if self._pending_state is not None:
+            self.instrument.load_state_dict(self._pending_state)
+            self._pending_state = None
+
+    def state_dict(self) -> dict:
+        return self.instrument.state_dict() if self.instrument is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if self.instrument is not None and self.instrument.model is not None:
+            self.instrument.load_state_dict(state_dict)
+        else:
+            self._pending_state = dict(state_dict)
+
+    def _measure(self, trainer, step: int) -> None:
+        if self.instrument.last_step == step:
+            return
+        values = self.instrument.log(step, force=True)
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(values, step=step)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._measure(trainer, trainer.global_step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step > 0 and self.instrument.due(step):
+            self._measure(trainer, step)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._measure(trainer, trainer.global_step)
+        for logger in trainer.loggers:
+            logger.save()
+
+
+def _unbound(x):
+    raise RuntimeError("DynamicsCallback measured before setup bound it to a LightningModule")
+
+
+__all__ = ["DynamicsCallback"]
