@@ -326,7 +326,8 @@ def information_terms(
         s_a = _entropy_of_input(x, order, kernel, method, gram=a, sigma=sigma_x)
         s_b = _entropy_of_input(y, order, kernel, method, gram=b, sigma=sigma_y)
         s_ab = entropy_of_gram(hadamard_normalized(a, b), order, method)
-        permuted = [entropy_of_gram(hadamard_normalized(a, b[p][:, p]), order, method) for p in perms]
+        joints = [entropy_of_gram(hadamard_normalized(a, b[p][:, p]), order, method) for p in perms]
+        permuted = torch.stack(joints) if joints else torch.empty(0, dtype=s_ab.dtype)
         if closed_form:
             s_null = null_joint_entropy_order2(a, b).to(s_ab.dtype)
     i = s_a + s_b - s_ab
@@ -338,7 +339,7 @@ def information_terms(
         "kernel_y": ky,
     }
     # S(πBπᵀ) = S(B): only the joint entropy changes under a permutation.
-    permuted_mi = s_a + s_b - torch.stack(permuted) if permuted else torch.empty(0, dtype=s_ab.dtype)
+    permuted_mi = s_a + s_b - permuted.to(s_ab.dtype)
     if n_permutations > 0:
         out["permuted_mutual_information"] = permuted_mi[: int(n_permutations)].mean()
     if want_excess:

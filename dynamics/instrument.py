@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 
+from .entropy import autocast_off
 from .monitor import DEFAULT_METRICS, DynamicsMonitor, MonitorSettings
 
 Embed = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -71,7 +73,10 @@ def embed_attributes(model: torch.nn.Module, backbone: str = "backbone", project
 
 
 def draw_views(
-    images: torch.Tensor | Sequence, augment: Callable, seed: int = 0, indices: Sequence[int] | None = None
+    images: torch.Tensor | Sequence[Any],
+    augment: Callable[[Any], Any],
+    seed: int = 0,
+    indices: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two fixed views of each image, drawn once by ``augment`` under a seeded RNG.
 
@@ -99,7 +104,7 @@ def _batchnorms(model: torch.nn.Module | None) -> list[torch.nn.Module]:
 
 
 @contextlib.contextmanager
-def measuring_mode(model: torch.nn.Module | None, norm: str, device: torch.device):
+def measuring_mode(model: torch.nn.Module | None, norm: str, device: torch.device) -> Iterator[None]:
     """The model in measuring mode (see the module docstring), everything put back on exit:
     each module's training flag, BatchNorm's running statistics, the global RNG states."""
     modes = [(m, m.training) for m in model.modules()] if model is not None else []
@@ -120,7 +125,7 @@ def measuring_mode(model: torch.nn.Module | None, norm: str, device: torch.devic
             module.training = mode
 
 
-def _check_embedding(out, n: int, step: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_embedding(out: object, n: int, step: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     where = f" at step {step}" if step is not None else ""
     if not (isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
         raise InstrumentError(f"embed must return a pair of tensors (R, Z){where}, got {type(out).__name__}")
@@ -162,7 +167,7 @@ class ProbeInstrument:
         chunk: int = 512,
         norm: str = "batch",
         prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+        autocast: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
     ) -> None:
         view1, view2 = torch.as_tensor(view1), torch.as_tensor(view2)
         if view1.shape != view2.shape:
@@ -186,7 +191,14 @@ class ProbeInstrument:
         self.last_step: int | None = None
 
     @classmethod
-    def from_modules(cls, view1, view2, backbone: torch.nn.Module, projector: torch.nn.Module, **kwargs):
+    def from_modules(
+        cls,
+        view1: torch.Tensor,
+        view2: torch.Tensor,
+        backbone: torch.nn.Module,
+        projector: torch.nn.Module,
+        **kwargs: Any,
+    ) -> ProbeInstrument:
         """An instrument for R = backbone(x), Z = projector(R)."""
         model = torch.nn.ModuleDict({"backbone": backbone, "projector": projector})
         return cls(view1, view2, embed_modules(backbone, projector), model=model, **kwargs)
@@ -206,7 +218,9 @@ class ProbeInstrument:
                 return tensor.device
         return torch.device("cpu")
 
-    def embeddings(self, step: int | None = None, device: torch.device | None = None):
+    def embeddings(
+        self, step: int | None = None, device: torch.device | None = None
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """(R views, Z views) of the probe set: ``((r1, r2), (z1, z2))``, float32."""
         device = device if device is not None else self._device()
         r1, r2, z1, z2 = [], [], [], []
@@ -216,7 +230,7 @@ class ProbeInstrument:
                 x = x.to(device, non_blocking=True)
                 if self.prepare is not None:
                     x = self.prepare(x)
-                context = self.autocast() if self.autocast is not None else _autocast_off(device)
+                context = self.autocast() if self.autocast is not None else autocast_off(device)
                 with context:
                     r, z = _check_embedding(self.embed(x), len(x), step)
                 half = len(x) // 2
@@ -227,7 +241,9 @@ class ProbeInstrument:
                 z2.append(z[half:])
         return (torch.cat(r1), torch.cat(r2)), (torch.cat(z1), torch.cat(z2))
 
-    def measure_embeddings(self, r_views, z_views, step: int | None = None) -> dict[str, float]:
+    def measure_embeddings(
+        self, r_views: Sequence[torch.Tensor], z_views: Sequence[torch.Tensor], step: int | None = None
+    ) -> dict[str, float]:
         """The monitor's measurement of given probe embeddings; with the Gaussian kernel the
         widths are fixed on the first call."""
         for view in (*r_views, *z_views):
@@ -240,12 +256,13 @@ class ProbeInstrument:
 
     def measure(self, step: int | None = None) -> dict[str, float]:
         """``{"dynamics/H_R": ..., ...}`` of the model as it is now."""
-        measured = self.measure_embeddings(*self.embeddings(step), step=step)
+        r_views, z_views = self.embeddings(step)
+        measured = self.measure_embeddings(r_views, z_views, step=step)
         if step is not None:
             self.last_step = int(step)
         return measured
 
-    def log(self, step: int, run=None, force: bool = False) -> dict[str, float]:
+    def log(self, step: int, run: Any = None, force: bool = False) -> dict[str, float]:
         """At a measuring step (``due(step)``, or ``force``): measure and, when ``run`` is given
         (e.g. ``wandb.run``), ``run.log({..., "trainer/step": step})``. Returns the values
         logged, or {} at other steps."""
@@ -262,12 +279,12 @@ class ProbeInstrument:
             return {}
         return {"dynamics/sigma_R": float(sigma_r), "dynamics/sigma_Z": float(sigma_z)}
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """What a resumed run needs to continue the same curves: the widths and the last step."""
         sigma_r, sigma_z = self.widths
         return {"sigma_r": sigma_r, "sigma_z": sigma_z, "last_step": self.last_step, "size": self.size}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("size") not in (None, self.size):
             saved = state["size"]
             raise InstrumentError(f"the saved instrument measured {saved} probe images, this one holds {self.size}")
@@ -275,13 +292,6 @@ class ProbeInstrument:
         if widths:
             self.monitor.settings = dataclasses.replace(self.monitor.settings, **widths)
         self.last_step = state.get("last_step")
-
-
-def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
-    try:
-        return torch.autocast(device_type=device.type, enabled=False)
-    except RuntimeError:
-        return contextlib.nullcontext()
 
 
 __all__ = [

@@ -58,8 +58,8 @@ def order2_entropies(
     tr = ⟨diag Kx, diag Ky⟩), each sampled permutation's joint and the closed-form null (which is
     scale-free, so it takes Kx and Ky as they are). No trace-normalized copy is made.
     ``reuse_kx``: Kx may be overwritten (no gradient, and the caller no longer needs it).
-    Returns ``entropy_x``, ``entropy_y``, ``joint_entropy``, ``permuted`` (a list) and, with
-    ``closed_form_null``, ``null_joint_entropy``."""
+    Returns ``entropy_x``, ``entropy_y``, ``joint_entropy``, ``permuted`` (one joint entropy per
+    permutation, stacked) and, with ``closed_form_null``, ``null_joint_entropy``."""
     diag_x, diag_y = torch.diagonal(kx).clone(), torch.diagonal(ky).clone()
     trace_x, trace_y, trace_xy = diag_x.sum(), diag_y.sum(), torch.dot(diag_x, diag_y)
     for trace in (trace_x, trace_y):
@@ -78,7 +78,8 @@ def order2_entropies(
         return -torch.log(frob / torch.dot(diag_x, diag_y[p]) ** 2)
 
     # Two index_selects gather πBπᵀ about 3x faster than one 2-D advanced index on the CPU.
-    out: dict[str, torch.Tensor] = {"permuted": [permuted_joint(p) for p in perms]}
+    permuted = [permuted_joint(p) for p in perms]
+    out: dict[str, torch.Tensor] = {"permuted": torch.stack(permuted) if permuted else torch.empty(0, dtype=kx.dtype)}
     joint = (kx_sq.mul_(ky_sq) if in_place else kx_sq * ky_sq).sum()
     out["entropy_x"] = -torch.log(frob_x / trace_x**2)
     out["entropy_y"] = -torch.log(frob_y / trace_y**2)

@@ -10,8 +10,8 @@ pytest.importorskip("lightning")
 import lightning
 import torch
 from adadim.analysis import load_runs
-from adadim.dynamics import InstrumentError, MonitorSettings, ProbeInstrument, draw_views
 from adadim.cli import main
+from adadim.dynamics import InstrumentError, MonitorSettings, ProbeInstrument, draw_views
 from adadim.training.callbacks import DynamicsCallback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger

@@ -80,10 +80,15 @@ class DynamicsCallback(Callback):
         return "DynamicsCallback"
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        self._build(pl_module)
+        instrument = self._build(pl_module)
         if self._pending_state is not None:
-            self.instrument.load_state_dict(self._pending_state)
+            instrument.load_state_dict(self._pending_state)
             self._pending_state = None
+
+    def _ready(self) -> ProbeInstrument:
+        if self.instrument is None:
+            raise RuntimeError("DynamicsCallback used before the trainer's setup")
+        return self.instrument
 
     def state_dict(self) -> dict:
         return self.instrument.state_dict() if self.instrument is not None else {}
@@ -95,9 +100,10 @@ class DynamicsCallback(Callback):
             self._pending_state = dict(state_dict)
 
     def _measure(self, trainer, step: int) -> None:
-        if self.instrument.last_step == step:
+        instrument = self._ready()
+        if instrument.last_step == step:
             return
-        values = self.instrument.log(step, force=True)
+        values = instrument.log(step, force=True)
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics(values, step=step)
@@ -107,7 +113,7 @@ class DynamicsCallback(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if step > 0 and self.instrument.due(step):
+        if step > 0 and self._ready().due(step):
             self._measure(trainer, step)
 
     def on_train_end(self, trainer, pl_module) -> None:

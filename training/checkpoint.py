@@ -101,7 +101,8 @@ def load_into(model: torch.nn.Module, path: Path, state: dict, run_id: str, conf
     weights = state["model"]
     if not isinstance(weights, dict):
         raise CheckpointError(f"checkpoint {path} is not an adadim checkpoint ('model' is not a state dict)")
-    theirs = state.get("shapes") if isinstance(state.get("shapes"), dict) else parameter_shapes(weights)
+    recorded_shapes = state.get("shapes")
+    theirs = recorded_shapes if isinstance(recorded_shapes, dict) else parameter_shapes(weights)
     ours = parameter_shapes(model.state_dict())
     for name in sorted(set(ours) | set(theirs)):
         if ours.get(name) != theirs.get(name):

@@ -165,7 +165,8 @@ def _imagefolder(cfg) -> Splits:
 
 def _limit_per_class(dataset: Dataset, limit: int) -> Dataset:
     labels = _labels(dataset)
-    kept, counts = [], {}
+    kept: list[int] = []
+    counts: dict[int, int] = {}
     for i, label in enumerate(labels):
         if counts.get(label, 0) < limit:
             kept.append(i)
@@ -180,7 +181,7 @@ def _labels(dataset: Dataset) -> list[int]:
     for attr in ("targets", "labels"):
         if hasattr(dataset, attr):
             return [int(v) for v in getattr(dataset, attr)]
-    return [int(dataset[i][1]) for i in range(len(dataset))]
+    return [int(dataset[i][1]) for i in range(len(dataset))]  # type: ignore[arg-type]  # map-style datasets are sized
 
 
 def _hold_out_validation(splits: Splits, fraction: float, seed: int) -> Splits:
@@ -280,7 +281,7 @@ class TwoViews(Dataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.base)
+        return len(self.base)  # type: ignore[arg-type]  # map-style datasets are sized
 
     def __getitem__(self, i: int):
         image, label = self.base[i]
@@ -300,7 +301,7 @@ class Transformed(Dataset):
         self.base, self.transform = base, transform
 
     def __len__(self) -> int:
-        return len(self.base)
+        return len(self.base)  # type: ignore[arg-type]  # map-style datasets are sized
 
     def __getitem__(self, i: int):
         image, label = self.base[i]

@@ -92,6 +92,7 @@ def build_probe(data_cfg, splits, size: int, seed: int, view_seed: int | None = 
     dataset = training_dataset(splits, data_cfg, draw_seed)
     images = torch.stack([torch.as_tensor(dataset[i][0]) for i in indices])
     augmenter = build_augmenter(data_cfg, splits, draw_seed, 0, "cpu")
+    assert augmenter is not None  # the loader-mode branch above returned
     return ProbeSet(*augmenter.views(images, 0))
 
 
@@ -99,7 +100,6 @@ def build_monitor(dynamics_cfg, sigmas: tuple[float, float] | None = None, gathe
     """The monitor a run's ``dynamics`` section describes. ``sigmas``: fixed Gaussian widths of R
     and Z; ``gather``: gather views across ranks (training batches; the probe set needs none,
     since every rank measures all of it)."""
-    widths = {"sigma_r": sigmas[0], "sigma_z": sigmas[1]} if sigmas else {}
     return DynamicsMonitor(
         MonitorSettings(
             metrics=tuple(dynamics_cfg.metrics),
@@ -108,6 +108,7 @@ def build_monitor(dynamics_cfg, sigmas: tuple[float, float] | None = None, gathe
             n_permutations=dynamics_cfg.n_permutations,
             seed=dynamics_cfg.seed,
             gather=gather,
-            **widths,
+            sigma_r=sigmas[0] if sigmas else None,
+            sigma_z=sigmas[1] if sigmas else None,
         )
     )

@@ -145,7 +145,7 @@ class RunLogger(NullLogger):
             id=run_id,
             resume="allow",
             dir=resolved.dir,
-            mode=resolved.mode,
+            mode=resolved.mode,  # type: ignore[arg-type]  # validated by wandb_env.resolve
             config={**to_flat_dict(cfg), **provenance},
             settings=wandb.Settings(quiet=True, console="off", x_disable_stats=True),
         )
