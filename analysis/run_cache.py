@@ -31,9 +31,10 @@ from pathlib import Path
 
 import pandas as pd
 
-# 2: a run's id comes from its own files, no longer from its folder name.
-# 3: each entry records its Parquet file's digest; runs are keyed by their path below the source.
-CACHE_VERSION = 3
+# The manifest's format; a manifest of another version is ignored and the cache rebuilt. In
+# version 4 an entry's signature holds each source file's size, time and content digest, and the
+# entry records its Parquet file's digest; runs are keyed by their path below the source.
+CACHE_VERSION = 4
 
 
 class CacheError(ValueError):
@@ -92,7 +93,18 @@ def cache_location(source: str | Path, is_project: bool, cache_dir, notes: list[
 
 
 def signature(files: Iterable[Path]) -> list:
-    return sorted([str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files)
+    """Each source file's path, size, modification time and content digest: an entry is reused
+    only while all of them match, so a file rewritten in place with its old size and time is
+    still seen as changed."""
+    return sorted([str(p), p.stat().st_size, p.stat().st_mtime_ns, _digest(p)] for p in files)
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class Cache:

@@ -210,6 +210,20 @@ def test_cache_reloads_only_what_changed(tmp_path, monkeypatch):
     assert (tmp_path / ".adadim-cache" / "manifest.json").is_file()
 
 
+def test_cache_sees_a_history_rewritten_with_its_old_size_and_time(tmp_path):
+    write_run(tmp_path, "r0", planted_rows(30, constant(1.0), constant(0.5)))
+    path = tmp_path / "r0" / "history.jsonl"
+    before = load_runs(tmp_path, progress=False).history["dynamics/H_R"].to_numpy()
+    stat = path.stat()
+    text = path.read_text()
+    edited = text.replace('"dynamics/H_R": 1.0', '"dynamics/H_R": 2.0')
+    assert edited != text and len(edited) == len(text)
+    path.write_text(edited)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    after = load_runs(tmp_path, progress=False).history["dynamics/H_R"].to_numpy()
+    assert np.allclose(before, 1.0) and np.allclose(after, 2.0)
+
+
 def test_any_failure_of_one_run_is_a_skip_with_its_reason(tmp_path, capsys):
     good = planted_rows(20, constant(1.0), constant(0.5))
     write_run(tmp_path, "good", good)
