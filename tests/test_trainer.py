@@ -126,7 +126,7 @@ STEERED = {"method": "steer", "steer.direction": "auto", "steer.warmup_steps": 1
 STEER_KEYS = {"steer/setpoint", "steer/error", "steer/integral", "steer/direction"}
 
 
-@pytest.mark.parametrize("method", [{}, STEERED], ids=["adadim", "steer"])
+@pytest.mark.parametrize("method", [{}, STEERED, {"method": "byol"}], ids=["adadim", "steer", "byol"])
 def test_sigkill_then_resume_gives_the_uninterrupted_history(tmp_path, method):
     extra = {"optim.epochs": 30, "run.checkpoint_every_steps": 7, "dynamics.every": 5, "eval.every_epochs": 4}
     extra.update(method)
@@ -151,8 +151,14 @@ def test_sigkill_then_resume_gives_the_uninterrupted_history(tmp_path, method):
     got, want = history(tmp_path / "killed"), history(tmp_path / "straight")
     assert [r["trainer/step"] for r in got] == list(range(total))
     assert untimed(got) == untimed(want)
-    if method:
+    if method.get("method") == "steer":
         _check_steered_history(got)
+    if method.get("method") == "byol":  # the target network and tau came back bit for bit
+        resumed_state = load_latest(tmp_path / "killed" / "checkpoints")[1]["byol"]
+        straight_state = load_latest(tmp_path / "straight" / "checkpoints")[1]["byol"]
+        assert resumed_state["tau"] == straight_state["tau"]
+        for name, value in straight_state["network"].items():
+            assert torch.equal(resumed_state["network"][name], value), name
 
 
 def _check_steered_history(rows):

@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 from .checkpoint import load_latest
 from .config import ConfigError, TrainConfig, validate
 from .data import load_splits
-from .models import SSLModel, build_backbone
+from .models import build_model
 from .probe import build_monitor, build_probe, probe_size
 
 FILENAME = "noise_floor.json"
@@ -51,8 +51,7 @@ def load_trained_model(run_dir: Path):
     if not isinstance(state, dict) or "model" not in state or "step" not in state:
         raise ConfigError(f"{latest[0]} is not an adadim checkpoint (no model or step)")
     splits = load_splits(cfg.data)
-    backbone = build_backbone(cfg.model.backbone, splits.in_channels, cfg.model.width, cfg.model.cifar_stem)
-    model = SSLModel(backbone, list(cfg.model.projector), splits.num_classes)
+    model = build_model(cfg, splits.in_channels, splits.num_classes)
     model.load_state_dict(state["model"])
     return cfg, model, int(state["step"]), splits
 

@@ -20,7 +20,7 @@ from .checkpoint import CheckpointError, load_latest
 from .config import ConfigError, load_config, load_saved_config, override_saved_config
 from .data import evaluation_loaders, load_splits
 from .evaluation import evaluate_splits, extract_features
-from .models import SSLModel, build_backbone
+from .models import build_backbone, build_model
 from .run_lock import RunDirectoryError
 
 ROWS = ("linear_top1", "lowlabel_top1", "knn_top1", "knn_weighted_top1")
@@ -55,8 +55,7 @@ def trained_backbone(run_dir: Path, overrides: list[str] | None = None):
         raise ConfigError(f"{run_dir} has no readable checkpoint")
     path, state = latest
     splits = load_splits(cfg.data)
-    backbone = build_backbone(cfg.model.backbone, splits.in_channels, cfg.model.width, cfg.model.cifar_stem)
-    model = SSLModel(backbone, list(cfg.model.projector), splits.num_classes)
+    model = build_model(cfg, splits.in_channels, splits.num_classes)
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, AttributeError) as error:  # shapes or names of another model
