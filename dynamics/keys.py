@@ -124,6 +124,20 @@ _ALL: tuple[Metric, ...] = (
             ("share", "gradient share", "share of the summed gradient norms that comes from the weighted"),
         )
     ),
+    *(
+        _m(
+            f"dynamics/floor_sd_{name}",
+            f"noise floor SD of {what}",
+            f"SD of {what} over dynamics.noise_floor_repeats fresh view draws of the final weights (noise_floor.json)",
+            unit,
+            x="",
+        )
+        for name, what, unit in (
+            ("H_R", "H(R)", "nats"),
+            ("I_RZ_excess", "I_excess(R;Z)", "nats"),
+            ("ratio_H_I", "H(R) / I_excess", ""),
+        )
+    ),
     _m("dynamics/sigma_R", "σ_R", "Gaussian kernel width of R, fixed at the first measurement", x=""),
     _m("dynamics/sigma_Z", "σ_Z", "Gaussian kernel width of Z, fixed at the first measurement", x=""),
     # -- per-epoch evaluation ------------------------------------------------------------
@@ -140,6 +154,13 @@ _ALL: tuple[Metric, ...] = (
         "trainer/measure_seconds",
         "measurement seconds",
         "wall time of probe forward passes, the monitor and gradient norms (inside the loop)",
+        "s",
+        x="",
+    ),
+    _m(
+        "trainer/noise_floor_seconds",
+        "noise floor seconds",
+        "wall time of the end-of-run noise floor (dynamics.noise_floor_repeats)",
         "s",
         x="",
     ),

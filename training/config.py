@@ -198,6 +198,9 @@ class DynamicsConfig:
     kernel: str = "cosine"
     n_permutations: int = 4
     seed: int = 0
+    # At the end of training, measure the probe set on this many fresh view draws of the final
+    # weights and write noise_floor.json (0: off; the coupling claim reads it).
+    noise_floor_repeats: int = 0
 
 
 @dataclass
@@ -594,6 +597,10 @@ def validate(cfg: DictConfig, check_files: bool = True) -> None:
     _require(
         dynamics.probe_norm in ("batch", "running"),
         f"dynamics.probe_norm must be 'batch' or 'running', got {dynamics.probe_norm!r}",
+    )
+    _require(
+        dynamics.noise_floor_repeats == 0 or dynamics.noise_floor_repeats >= 3,
+        f"dynamics.noise_floor_repeats must be 0 (off) or >= 3, got {dynamics.noise_floor_repeats}",
     )
     byol = cfg.byol
     _require(0 <= byol.tau_base < 1, f"byol.tau_base must be in [0, 1), got {byol.tau_base}")

@@ -51,6 +51,7 @@ from .data import (
 from .evaluation import evaluate_representation, evaluate_splits, extract_features, knn_top1
 from .losses.adadim import ObjectiveSettings, adadim_objective, gradient_norms, gradient_shares
 from .models import build_backbone, build_model, channels_last
+from .noise_floor import floor_summary, measure_floor, write_noise_floor
 from .optim import apply_schedule, build_optimizer, schedule_fraction
 from .probe import ProbeSet, build_monitor, build_probe, probe_size
 from .run_lock import RunLock, RunLocked, acquire_run_lock
@@ -710,6 +711,7 @@ def train(cfg: DictConfig) -> dict:
         if master_process:
             backbone = _unwrap(run.model).backbone
             final = final_evaluation(cfg, backbone, run.eval_loaders, run.device, run.splits.in_channels)
+        floor = _end_of_run_floor(run, step) if master_process and settings.dynamics.noise_floor_repeats else {}
         timing = {
             "trainer/loop_seconds": loop_seconds,
             "trainer/online_eval_seconds": online_eval_seconds,
@@ -717,7 +719,7 @@ def train(cfg: DictConfig) -> dict:
             "trainer/final_eval_seconds": time.perf_counter() - started,
         }
         widths = {"dynamics/sigma_R": run.sigmas[0], "dynamics/sigma_Z": run.sigmas[1]} if run.sigmas else {}
-        summary = {**latest, **final, **timing, **widths, STEP: step, "run_dir": str(run.run_dir)}
+        summary = {**latest, **final, **floor, **timing, **widths, STEP: step, "run_dir": str(run.run_dir)}
         run.logger.set_summary(summary)
         run.logger.finish("finished")
         return {**summary, "state": "finished"}
@@ -735,6 +737,16 @@ def train(cfg: DictConfig) -> dict:
             run.lock.release()
         if run.dist.world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def _end_of_run_floor(run: Run, step: int) -> dict:
+    """The final weights' noise floor (``dynamics.noise_floor_repeats`` view draws of the probe
+    images), written to noise_floor.json; returns its summary keys and its wall time."""
+    started = time.perf_counter()
+    repeats = run.settings.dynamics.noise_floor_repeats
+    floor = measure_floor(run.cfg, _unwrap(run.model), run.splits, step, repeats, run.device, run.sigmas, run.autocast)
+    write_noise_floor(run.run_dir, floor)
+    return {**floor_summary(floor), "trainer/noise_floor_seconds": time.perf_counter() - started}
 
 
 def last_checkpoint(run_dir: Path) -> str:
