@@ -711,13 +711,13 @@ def train(cfg: DictConfig) -> dict:
         if master_process:
             backbone = _unwrap(run.model).backbone
             final = final_evaluation(cfg, backbone, run.eval_loaders, run.device, run.splits.in_channels)
-        floor = _end_of_run_floor(run, step) if master_process and settings.dynamics.noise_floor_repeats else {}
         timing = {
             "trainer/loop_seconds": loop_seconds,
             "trainer/online_eval_seconds": online_eval_seconds,
             "trainer/measure_seconds": run.measure_seconds,
             "trainer/final_eval_seconds": time.perf_counter() - started,
         }
+        floor = _end_of_run_floor(run, step) if settings.dynamics.noise_floor_repeats else {}
         widths = {"dynamics/sigma_R": run.sigmas[0], "dynamics/sigma_Z": run.sigmas[1]} if run.sigmas else {}
         summary = {**latest, **final, **floor, **timing, **widths, STEP: step, "run_dir": str(run.run_dir)}
         run.logger.set_summary(summary)
@@ -741,11 +741,14 @@ def train(cfg: DictConfig) -> dict:
 
 def _end_of_run_floor(run: Run, step: int) -> dict:
     """The final weights' noise floor (``dynamics.noise_floor_repeats`` view draws of the probe
-    images), written to noise_floor.json; returns its summary keys and its wall time."""
+    images), written to noise_floor.json by rank 0; returns its summary keys and its wall time.
+    Every rank measures, as with the probe set during training, so that SyncBatchNorm's
+    collectives match."""
     started = time.perf_counter()
     repeats = run.settings.dynamics.noise_floor_repeats
     floor = measure_floor(run.cfg, _unwrap(run.model), run.splits, step, repeats, run.device, run.sigmas, run.autocast)
-    write_noise_floor(run.run_dir, floor)
+    if run.dist.master_process:
+        write_noise_floor(run.run_dir, floor)
     return {**floor_summary(floor), "trainer/noise_floor_seconds": time.perf_counter() - started}
 
 
