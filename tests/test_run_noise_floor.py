@@ -40,6 +40,6 @@ def test_no_floor_by_default_and_a_bad_repeat_count_is_refused(tmp_path, capsys)
     summary = train(load_config(None, tiny_overrides(tmp_path, "plain", **(FAST | {"optim.epochs": 1}))))
     assert not (tmp_path / "plain" / "noise_floor.json").exists()
     assert "trainer/noise_floor_seconds" not in summary
-    assert main(["train", *tiny_overrides(tmp_path, "bad"), "dynamics.noise_floor_repeats=2"]) == 2
+    assert main(["train", *tiny_overrides(tmp_path, "bad"), "dynamics.noise_floor_repeats=4"]) == 2
     err = capsys.readouterr().err
-    assert "noise_floor_repeats must be 0 (off) or >= 3" in err and len(err.strip().splitlines()) == 1
+    assert "noise_floor_repeats must be 0 (off) or >= 5" in err and len(err.strip().splitlines()) == 1

@@ -599,8 +599,9 @@ def validate(cfg: DictConfig, check_files: bool = True) -> None:
         f"dynamics.probe_norm must be 'batch' or 'running', got {dynamics.probe_norm!r}",
     )
     _require(
-        dynamics.noise_floor_repeats == 0 or dynamics.noise_floor_repeats >= 3,
-        f"dynamics.noise_floor_repeats must be 0 (off) or >= 3, got {dynamics.noise_floor_repeats}",
+        dynamics.noise_floor_repeats == 0 or dynamics.noise_floor_repeats >= 5,
+        "dynamics.noise_floor_repeats must be 0 (off) or >= 5 (the coupling claim reads >= 5 draws), "
+        f"got {dynamics.noise_floor_repeats}",
     )
     byol = cfg.byol
     _require(0 <= byol.tau_base < 1, f"byol.tau_base must be in [0, 1), got {byol.tau_base}")
