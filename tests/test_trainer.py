@@ -264,7 +264,7 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp
         ("bogus.key=1", "Key 'bogus' not in 'TrainConfig'"),
         ("optim.lr=fast", "optim.lr: Value 'fast'"),
         ("optim.lr=-0.1", "optim.lr must be >= 0"),
-        ("method=byol", "unknown method 'byol'"),
+        ("method=moco", "unknown method 'moco'"),
         ("data.name=mnist", "unknown dataset 'mnist'"),
         ("data.name=cifar10", "data.root is required"),
         ("model.backbone=vit", "unknown backbone"),
