@@ -85,6 +85,8 @@ _ALL: tuple[Metric, ...] = (
     _m("train/loss_nt_xent", "NT-Xent loss", "SimCLR's NT-Xent, unweighted"),
     _m("train/loss_barlow", "Barlow Twins loss", "Barlow Twins, unweighted (method=barlow only)"),
     _m("train/loss_mi", "MI term [nats]", "the matrix MI term I(R;Z) of the objective, unweighted", "nats"),
+    _m("train/loss_byol", "BYOL loss", "BYOL's symmetric 2 - 2·cos(prediction, target projection) (method=byol only)"),
+    _m("train/byol_tau", "BYOL τ", "EMA rate of BYOL's target network for the next update (method=byol only)"),
     _m("train/probe_loss", "online probe loss", "cross-entropy of the online linear probe on detached R"),
     _m("train/lr", "learning rate", "the learning rate of this step"),
     # -- loss weights --------------------------------------------------------------------
@@ -111,10 +113,29 @@ _ALL: tuple[Metric, ...] = (
     # -- gradient shares: each weighted term's gradient w.r.t. Z ------------------------------
     *(
         _m(f"adadim/grad_{kind}_{term}", f"{what} of {name}", f"{text} {name} w.r.t. Z, on the step's batch")
-        for term, name in (("dimension", "L_dim"), ("nt_xent", "NT-Xent"), ("mi", "the MI term"))
+        for term, name in (
+            ("dimension", "L_dim"),
+            ("nt_xent", "NT-Xent"),
+            ("mi", "the MI term"),
+            ("byol", "BYOL's loss"),
+        )
         for kind, what, text in (
             ("norm", "‖∇_Z‖", "norm of the gradient of the weighted"),
             ("share", "gradient share", "share of the summed gradient norms that comes from the weighted"),
+        )
+    ),
+    *(
+        _m(
+            f"dynamics/floor_sd_{name}",
+            f"noise floor SD of {what}",
+            f"SD of {what} over dynamics.noise_floor_repeats fresh view draws of the final weights (noise_floor.json)",
+            unit,
+            x="",
+        )
+        for name, what, unit in (
+            ("H_R", "H(R)", "nats"),
+            ("I_RZ_excess", "I_excess(R;Z)", "nats"),
+            ("ratio_H_I", "H(R) / I_excess", ""),
         )
     ),
     _m("dynamics/sigma_R", "σ_R", "Gaussian kernel width of R, fixed at the first measurement", x=""),
@@ -133,6 +154,13 @@ _ALL: tuple[Metric, ...] = (
         "trainer/measure_seconds",
         "measurement seconds",
         "wall time of probe forward passes, the monitor and gradient norms (inside the loop)",
+        "s",
+        x="",
+    ),
+    _m(
+        "trainer/noise_floor_seconds",
+        "noise floor seconds",
+        "wall time of the end-of-run noise floor (dynamics.noise_floor_repeats)",
         "s",
         x="",
     ),

@@ -5,7 +5,10 @@ measurements and a noise floor (K repeated measurements of the last checkpoint).
 true is chosen per study:
 
 - ``accuracy``: "null" (per-method offsets independent of everything: the clustered null),
-  "ratio" (accuracy falls with the equilibrium ratio), "plateau" (accuracy rises with H(R)
+  "ratio" (accuracy falls with the equilibrium ratio), "within" (the relation holds run by
+  run inside each arm: a seed with a higher ratio than its arm's mean does better, while the
+  arms differ only by offsets unrelated to their dynamics), "between" (only the arms' mean
+  ratios matter: seeds of an arm differ in ratio but not in expected accuracy), "plateau" (accuracy rises with H(R)
   and saturates: no interior optimum), "optimum" (an inverted U in H(R), peak inside).
 - ``coupling``: "noise" (ΔH and ΔI share only measurement noise, with the same correlation
   in every window and in the noise floor), "early" (a shared signal moves both early;
@@ -92,6 +95,13 @@ def simulate(rng: np.random.Generator, accuracy: str = "null", coupling: str = "
     elif accuracy == "ratio":
         z = (runs["ratio"] - runs["ratio"].mean()) / runs["ratio"].std()
         acc = 0.9 - 0.012 * z + 0.3 * offset + noise
+    elif accuracy == "within":
+        centred = runs["ratio"] - runs.groupby("g")["ratio"].transform("mean")
+        acc = 0.9 + offset + 0.003 * centred / centred.std() + noise
+    elif accuracy == "between":
+        arm_ratio = runs.groupby("g")["ratio"].transform("mean")
+        z = (arm_ratio - arm_ratio.mean()) / arm_ratio.std()
+        acc = 0.9 - 0.012 * z + 0.3 * offset + noise
     elif accuracy == "plateau":
         acc = 0.95 - 0.05 * np.exp(-(runs["h"] - 0.3) / 0.08) + 0.3 * offset + noise
     elif accuracy == "optimum":
@@ -127,3 +137,23 @@ def write_study(study: Study, root: Path, floors: bool = True) -> Path:
         if floors:
             (run_dir / "noise_floor.json").write_text(json.dumps(study.floors[run_id]))
     return root
+
+
+def simulate_methods(
+    rng: np.random.Generator, gain: float = 0.0, seeds: int = 5, paired: bool = True, tied: str | None = None
+) -> pd.DataFrame:
+    """A method comparison: AdaDim and four baselines, ``seeds`` runs each, accuracies in units of
+    a run's SD within its arm (half its variance is the seed's, shared by every arm trained with
+    that seed: same initialisation and data order). AdaDim is ``gain`` SDs above every
+    baseline, except ``tied``, which equals AdaDim (the least favourable null of "beats every
+    baseline"). ``paired=False`` gives the baselines other seeds than AdaDim's (Welch's test)."""
+    shared = rng.normal(0, np.sqrt(0.5), 2 * seeds)
+    rows = []
+    for arm in ("adadim", "vicreg", "simclr", "byol", "barlow"):
+        offset = seeds if (arm != "adadim" and not paired) else 0
+        for s in range(seeds):
+            level = gain if arm in ("adadim", tied) else 0.0
+            value = 0.9 + 0.003 * (level + shared[s + offset] + rng.normal(0, np.sqrt(0.5)))
+            rows.append({"run_id": f"{arm}-s{s + offset}", "method": arm, "run.seed": s + offset,
+                         "final/lowlabel_top1": value})  # fmt: skip
+    return pd.DataFrame(rows).set_index("run_id")

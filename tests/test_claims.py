@@ -11,10 +11,12 @@ import pytest
 import statsmodels.formula.api as smf
 from adadim.analysis import DEFAULT_ACCURACY, claims, inference, load_runs
 from adadim.analysis.claims import CLAIMS, COLUMNS
+from adadim.analysis.method_comparison import compare_methods, compare_pair
 from adadim.analysis.mixed import random_intercept
 from adadim.analysis.noise_floor import find_noise_floor, floor_coupling, read_noise_floor
 from adadim.analysis.report import AnalysisOptions, analyze
-from claim_simulations import runset, simulate, write_study
+from analysis_helpers import write_run
+from claim_simulations import runset, simulate, simulate_methods, write_study
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
@@ -249,3 +251,85 @@ def test_analyze_writes_the_claims_table_and_the_report_opens_with_it(tmp_path):
     assert page.index("<h2>Claims</h2>") < min(page.index(h) for h in ("<h2>Runs side by side", "<h2>Coupling"))
     coupling = pd.read_csv(out / "tables" / "coupling.csv")
     assert (coupling["p_holm"] >= coupling["p_value"] - 1e-15).all()
+
+
+# ---- ratio_accuracy within and between arms ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ratio_accuracy_within_and_between_arms_by_simulation():
+    null, _ = _rates("null", "noise", studies=40, seed=21)
+    assert null["ratio_accuracy"] <= 0.1  # the clustered null: arm offsets only
+    within, _ = _rates("within", "noise", studies=40, seed=22)
+    assert within["ratio_accuracy"] >= 0.6  # the relation holds run by run, 6 arms x 3 seeds
+    between, _ = _rates("between", "noise", studies=40, seed=23)
+    assert between["ratio_accuracy"] >= 0.6  # only the arms' means carry it, as before the split
+
+
+def test_ratio_row_reports_both_parts_and_the_within_part_matches_fixed_effects():
+    study = simulate(np.random.default_rng(31), "within", "noise")
+    row = claims(runset(study)).set_index("claim").loc["ratio_accuracy"]
+    assert "decided by within" in row["note"] and "between r = " in row["note"] and "(11 df)" in row["note"]
+    # The within part is the slope of accuracy on the ratio with one intercept per arm (OLS).
+    eq = study.history.groupby("run_id")["dynamics/ratio_H_I"].apply(lambda v: v.iloc[-12:].mean())
+    frame = pd.DataFrame(
+        {"x": eq, "y": study.runs.loc[eq.index, DEFAULT_ACCURACY], "g": study.runs.loc[eq.index, "group"]}
+    )
+    fit = smf.ols("y ~ x + C(g)", frame).fit()
+    assert row["p_value"] == pytest.approx(min(1.0, 2 * fit.pvalues["x"]), rel=0.05)
+    assert row["supported"] and row["n"] == 18 and np.sign(row["estimate"]) == np.sign(fit.params["x"])
+
+
+# ---- method_comparison ---------------------------------------------------------------------------
+
+
+def _method_rate(studies: int, seed: int, **kwargs) -> float:
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(studies):
+        result, _ = compare_methods(simulate_methods(rng, **kwargs), DEFAULT_ACCURACY)
+        hits += result["p_value"] < 0.05 and result["sign_ok"]
+    return hits / studies
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("paired", [True, False], ids=["paired", "welch"])
+def test_method_comparison_level_and_power_by_simulation(paired):
+    assert _method_rate(200, 41, gain=0.0, paired=paired) <= 0.1  # no difference at all
+    assert _method_rate(200, 42, gain=2.0, paired=paired, tied="byol") <= 0.1  # one baseline as good
+    power = _method_rate(200, 43, gain=2.0, paired=paired)
+    print(f"\nmethod_comparison, 5 seeds, 2-sd gain ({'paired' if paired else 'Welch'}): supported in {power:.0%}")
+    assert power >= 0.6
+
+
+def test_method_comparison_pairs_by_seed_and_falls_back_to_welch():
+    a = pd.Series([0.91, 0.93, 0.92], index=[0, 1, 2])
+    b = pd.Series([0.90, 0.915, 0.905], index=[2, 0, 1])
+    paired = compare_pair(a, b)
+    diffs = a - b.loc[a.index]
+    assert paired["test"] == "paired" and paired["estimate"] == pytest.approx(diffs.mean())
+    assert paired["p_value"] == pytest.approx(stats.ttest_rel(a, b.loc[a.index], alternative="greater").pvalue)
+    welch = compare_pair(a, b.set_axis([3, 4, 5]))
+    assert welch["test"] == "Welch"
+    assert welch["p_value"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+    assert welch["ci_low"] < welch["estimate"] < welch["ci_high"]
+
+
+def test_method_comparison_row_from_runs_on_disk(tmp_path):
+    runs = simulate_methods(np.random.default_rng(51), gain=8.0)
+    runs.loc[runs["method"] == "simclr", DEFAULT_ACCURACY] += 0.009  # the best baseline, 3 sd below AdaDim
+    rows = [{"trainer/step": s, "train/loss": 1.0} for s in range(3)]
+    for run_id, run in runs.iterrows():
+        config = {"method": run["method"], "run": {"seed": int(run["run.seed"])}}
+        write_run(tmp_path, run_id, rows, {DEFAULT_ACCURACY: float(run[DEFAULT_ACCURACY])}, config)
+    row = claims(load_runs(tmp_path, progress=False)).set_index("claim").loc["method_comparison"]
+    assert row["supported"] and "best baseline: simclr" in row["note"] and row["n"] == 25
+    adadim = runs.loc[runs["method"] == "adadim", DEFAULT_ACCURACY].mean()
+    simclr = runs.loc[runs["method"] == "simclr", DEFAULT_ACCURACY].mean()
+    assert row["estimate"] == pytest.approx(adadim - simclr)
+    for name in ("vicreg", "byol", "barlow"):
+        assert f"{name} " in row["note"] and "(paired" in row["note"]
+    # Without a baseline arm the row is not tested, and stays out of Holm's family.
+    only = runs[runs["method"] == "adadim"]
+    result, note = compare_methods(only, DEFAULT_ACCURACY)
+    assert result == {} and "needs a baseline arm" in note

@@ -51,7 +51,7 @@ def test_adadim_ema_and_clipping():
 
 def test_controller_refuses_unknown_choices():
     with pytest.raises(ValueError, match="unknown method"):
-        WeightController("byol", 10)
+        WeightController("moco", 10)
     with pytest.raises(ValueError, match="normalization"):
         WeightController("adadim", 10, normalization="sqrt")
     with pytest.raises(ValueError, match="needs this step's embedding"):

@@ -107,7 +107,7 @@ def runner_trial(sweep):
     [
         ({"optim.bogus": {"value": 1}}, {}, "Key 'bogus' not in"),
         ({"optim.lr": {"values": [0.1, -1.0]}}, {}, "optim.lr must be"),
-        ({"method": {"values": ["vicreg", "byol"]}}, {}, "unknown method 'byol'"),
+        ({"method": {"values": ["vicreg", "moco"]}}, {}, "unknown method 'moco'"),
         ({"method": {"value": "vicreg"}}, {"method": "hyperband"}, "search method 'hyperband' is not supported"),
         ({"optim.lr": {"min": 0.1, "max": 1.0}}, {}, "grid sweep needs value or values"),
         (

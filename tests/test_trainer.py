@@ -127,7 +127,7 @@ STEER_KEYS = {"steer/setpoint", "steer/error", "steer/integral", "steer/directio
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", [{}, STEERED], ids=["adadim", "steer"])
+@pytest.mark.parametrize("method", [{}, STEERED, {"method": "byol"}], ids=["adadim", "steer", "byol"])
 def test_sigkill_then_resume_gives_the_uninterrupted_history(tmp_path, method):
     extra = {"optim.epochs": 30, "run.checkpoint_every_steps": 7, "dynamics.every": 5, "eval.every_epochs": 4}
     extra.update(method)
@@ -152,8 +152,14 @@ def test_sigkill_then_resume_gives_the_uninterrupted_history(tmp_path, method):
     got, want = history(tmp_path / "killed"), history(tmp_path / "straight")
     assert [r["trainer/step"] for r in got] == list(range(total))
     assert untimed(got) == untimed(want)
-    if method:
+    if method.get("method") == "steer":
         _check_steered_history(got)
+    if method.get("method") == "byol":  # the target network and tau came back bit for bit
+        resumed_state = load_latest(tmp_path / "killed" / "checkpoints")[1]["byol"]
+        straight_state = load_latest(tmp_path / "straight" / "checkpoints")[1]["byol"]
+        assert resumed_state["tau"] == straight_state["tau"]
+        for name, value in straight_state["network"].items():
+            assert torch.equal(resumed_state["network"][name], value), name
 
 
 def _check_steered_history(rows):
@@ -262,7 +268,7 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp
         ("bogus.key=1", "Key 'bogus' not in 'TrainConfig'"),
         ("optim.lr=fast", "optim.lr: Value 'fast'"),
         ("optim.lr=-0.1", "optim.lr must be >= 0"),
-        ("method=byol", "unknown method 'byol'"),
+        ("method=moco", "unknown method 'moco'"),
         ("data.name=mnist", "unknown dataset 'mnist'"),
         ("data.name=cifar10", "data.root is required"),
         ("model.backbone=vit", "unknown backbone"),

@@ -162,6 +162,15 @@ class SteerConfig:
 
 
 @dataclass
+class ByolConfig:
+    """method=byol (Grill et al., NeurIPS 2020): the target network is an EMA of the online
+    backbone and projector, its rate tau rising from tau_base to 1 on a cosine over training."""
+
+    tau_base: float = 0.99  # solo-learn's CIFAR value (0.996 on ImageNet at batch 4096)
+    predictor_hidden: int = 512  # hidden width of the predictor MLP (its output is Z's width)
+
+
+@dataclass
 class OptimConfig:
     name: str = "lars"
     lr: float = 0.3  # base lr, scaled by batch_size / 256
@@ -193,6 +202,9 @@ class DynamicsConfig:
     kernel: str = "cosine"
     n_permutations: int = 4
     seed: int = 0
+    # At the end of training, measure the probe set on this many fresh view draws of the final
+    # weights and write noise_floor.json (0: off; the coupling claim reads it).
+    noise_floor_repeats: int = 0
 
 
 @dataclass
@@ -245,6 +257,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     adadim: AdaDimConfig = field(default_factory=AdaDimConfig)
     steer: SteerConfig = field(default_factory=SteerConfig)
+    byol: ByolConfig = field(default_factory=ByolConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -605,6 +618,14 @@ def validate(cfg: DictConfig, check_files: bool = True) -> None:
         dynamics.probe_norm in ("batch", "running"),
         f"dynamics.probe_norm must be 'batch' or 'running', got {dynamics.probe_norm!r}",
     )
+    _require(
+        dynamics.noise_floor_repeats == 0 or dynamics.noise_floor_repeats >= 5,
+        "dynamics.noise_floor_repeats must be 0 (off) or >= 5 (the coupling claim reads >= 5 draws), "
+        f"got {dynamics.noise_floor_repeats}",
+    )
+    byol = cfg.byol
+    _require(0 <= byol.tau_base < 1, f"byol.tau_base must be in [0, 1), got {byol.tau_base}")
+    _require(byol.predictor_hidden >= 1, f"byol.predictor_hidden must be >= 1, got {byol.predictor_hidden}")
     evaluation = cfg.eval
     for key in ("every_epochs", "lowlabel_every_epochs"):
         _require(evaluation[key] >= 0, f"eval.{key} must be >= 0, got {evaluation[key]}")

@@ -20,6 +20,7 @@ constant, ``linear``/``cosine`` schedules from alpha_start to alpha_end over tra
 (the paper's ablations), and ``steer``: α from a feedback controller
 (`adadim.training.steering`) that makes the measured H(R) / I_excess(R;Z) follow a setpoint
 path; it moves only at the steps the dynamics are measured and holds in between.
+``byol`` mixes no terms (its loss is BYOL's own, `adadim.training.byol`): α and β are NaN.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from adadim.dynamics import effective_rank
 if TYPE_CHECKING:
     from .steering import SteeringController
 
-METHODS = ("adadim", "vicreg", "simclr", "barlow", "fixed", "linear", "cosine", "steer")
+METHODS = ("adadim", "vicreg", "simclr", "barlow", "fixed", "linear", "cosine", "steer", "byol")
 
 
 @dataclass
@@ -107,6 +108,8 @@ class WeightController:
                 self.current = target if first or self.ema == 0 else self.ema * self.current + (1 - self.ema) * target
                 self.current = min(self.alpha_max, max(self.alpha_min, self.current))
             alpha = self.current
+        elif self.method == "byol":
+            return LossWeights(alpha=math.nan, beta=math.nan)
         elif self.method in ("vicreg", "barlow"):
             alpha = 0.0
         elif self.method == "simclr":

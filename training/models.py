@@ -6,6 +6,7 @@
   classifier removed (R has 512 / 2048 features). ``cifar_stem`` swaps the 7×7 stride-2 stem
   and max-pool for a 3×3 stride-1 conv, the usual recipe for 32×32 images.
 - Projector: Linear-BN-ReLU for every hidden width, then a plain Linear to the last width.
+- Predictor (method=byol only): the same MLP shape on Z, Linear-BN-ReLU-Linear back to Z's width.
 """
 
 from __future__ import annotations
@@ -75,18 +76,38 @@ class SSLModel(nn.Module):
     """Backbone, projector and the online linear probe in one module (one DDP wrapper).
 
     ``forward(x1, x2)`` returns R and Z for both views and the probe's logits on the detached
-    R of the first view; the probe never sends gradient into the backbone.
+    R of the first view; the probe never sends gradient into the backbone. With
+    ``predictor_hidden`` (BYOL's online network) the model also holds a predictor, and
+    ``forward(x1, x2, predict=True)`` appends its outputs for both views.
     """
 
-    def __init__(self, backbone: nn.Module, projector_widths: list[int], num_classes: int) -> None:
+    def __init__(
+        self, backbone: nn.Module, projector_widths: list[int], num_classes: int, predictor_hidden: int | None = None
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.projector = projector(backbone.out_dim, list(projector_widths))
         self.probe = nn.Linear(backbone.out_dim, num_classes)
+        if predictor_hidden is not None:
+            out = list(projector_widths)[-1]
+            self.predictor = projector(out, [predictor_hidden, out])
 
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor):
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, predict: bool = False):
         b = x1.shape[0]
         r = self.backbone(torch.cat([x1, x2]))
         z = self.projector(r)
         logits = self.probe(r[:b].detach())
-        return (r[:b], r[b:]), (z[:b], z[b:]), logits
+        z1, z2 = z[:b], z[b:]
+        if predict:
+            # From the returned views, so that gradients with respect to them (the gradient
+            # shares) see the predictor's path.
+            p = self.predictor(torch.cat([z1, z2]))
+            return (r[:b], r[b:]), (z1, z2), logits, (p[:b], p[b:])
+        return (r[:b], r[b:]), (z1, z2), logits
+
+
+def build_model(cfg, in_channels: int, num_classes: int) -> SSLModel:
+    """The run's model from its config: method=byol's online network adds the predictor."""
+    backbone = build_backbone(cfg.model.backbone, in_channels, cfg.model.width, cfg.model.cifar_stem)
+    hidden = cfg.byol.predictor_hidden if cfg.method == "byol" else None
+    return SSLModel(backbone, list(cfg.model.projector), num_classes, hidden)

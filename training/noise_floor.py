@@ -11,6 +11,8 @@ repeat, same images), measures the monitor on each draw in eval mode, and writes
 
 The analysis reads it: each metric's SD is the measurement noise, and the correlation of
 consecutive differences of ``samples`` is the coupling that pure measurement noise produces.
+With ``dynamics.noise_floor_repeats`` = K > 0 the trainer measures the same file itself at the
+end of training, on the final weights still in memory (`measure_floor`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .checkpoint import CheckpointError, load_into, load_latest, owner_run_id
 from .config import ConfigError, TrainConfig, validate
 from .data import load_splits
 from .image_folder import DatasetError, error_line
-from .models import SSLModel, build_backbone
+from .models import build_model
 from .probe import build_monitor, build_probe, probe_size
 
 FILENAME = "noise_floor.json"
@@ -52,8 +54,7 @@ def load_trained_model(run_dir: Path):
     if not isinstance(state, dict) or "model" not in state or "step" not in state:
         raise ConfigError(f"{latest[0]} is not an adadim checkpoint (no model or step)")
     splits = load_splits(cfg.data)
-    backbone = build_backbone(cfg.model.backbone, splits.in_channels, cfg.model.width, cfg.model.cifar_stem)
-    model = SSLModel(backbone, list(cfg.model.projector), splits.num_classes)
+    model = build_model(cfg, splits.in_channels, splits.num_classes)
     load_into(model, latest[0], state, owner_run_id(run_dir), config_path)
     return cfg, model, int(state["step"]), splits
 
@@ -64,15 +65,20 @@ def measure_noise_floor(run_dir: Path, repeats: int = 20, device: str = "cpu") -
         raise ConfigError(f"--repeats must be >= 3, got {repeats}")
     cfg, model, step, splits = load_trained_model(run_dir)
     target = torch.device(device)
-    model.to(target)
+    return measure_floor(cfg, model.to(target), splits, step, repeats, target, _recorded_sigmas(run_dir))
+
+
+def measure_floor(cfg, model, splits, step: int, repeats: int, device, sigmas=None, autocast=None) -> dict:
+    """The noise floor of ``model`` (an SSLModel at optimizer step ``step``): the monitor on
+    ``repeats`` fresh view draws of the run's probe images; the content of ``noise_floor.json``."""
     settings = cfg.dynamics
-    monitor = build_monitor(settings, _recorded_sigmas(run_dir))
+    monitor = build_monitor(settings, sigmas)
     size = probe_size(cfg.data.name, settings.probe_size, len(splits.ssl_train))
     samples: dict[str, list[float]] = {}
     for repeat in range(repeats):
         # Same images as the run's probe set (its seed), new views each repeat (another seed).
         probe = build_probe(cfg.data, splits, size, settings.seed, view_seed=settings.seed + 1 + repeat)
-        r_views, z_views = probe.forward(model, target, settings.probe_batch, settings.probe_norm)
+        r_views, z_views = probe.forward(model, device, settings.probe_batch, settings.probe_norm, autocast)
         for key, value in monitor(r_views, z_views).items():
             samples.setdefault(key, []).append(float(value))
     keep = {k: v for k, v in samples.items() if k != "dynamics/n_samples"}
@@ -85,6 +91,28 @@ def measure_noise_floor(run_dir: Path, repeats: int = 20, device: str = "cpu") -
         "sd": {k: _finite_or_none(statistics.stdev(v)) for k, v in keep.items()},
         "samples": {k: [_finite_or_none(x) for x in v] for k, v in keep.items()},
     }
+
+
+SUMMARY_KEYS = ("dynamics/H_R", "dynamics/I_RZ_excess", "dynamics/ratio_H_I")
+
+
+def floor_summary(floor: dict) -> dict:
+    """The floor's SDs of the headline keys, as the run summary's ``dynamics/floor_sd_*``."""
+    sd = floor["sd"]
+    return {
+        f"dynamics/floor_sd_{key.split('/')[1]}": sd[key] if sd.get(key) is not None else math.nan
+        for key in SUMMARY_KEYS
+        if key in sd
+    }
+
+
+def write_noise_floor(run_dir: Path, floor: dict) -> Path:
+    """``noise_floor.json`` in the run directory, written atomically."""
+    out = run_dir / FILENAME
+    tmp = out.with_name(f".{FILENAME}.tmp")
+    tmp.write_text(json.dumps(floor, indent=2, sort_keys=True))
+    tmp.replace(out)
+    return out
 
 
 def _finite_or_none(value: float):
@@ -112,10 +140,7 @@ def run(args) -> int:
     run_dir = Path(args.run)
     try:
         result = measure_noise_floor(run_dir, args.repeats, args.device)
-        out = run_dir / FILENAME
-        tmp = out.with_name(f".{FILENAME}.tmp")
-        tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
-        tmp.replace(out)
+        out = write_noise_floor(run_dir, result)
     except (ConfigError, CheckpointError, FileNotFoundError, PermissionError) as error:
         print(f"adadim noise-floor: {error}", file=sys.stderr)
         return 2

@@ -21,7 +21,7 @@ from .config import ConfigError, load_config, load_saved_config, override_saved_
 from .data import evaluation_loaders, load_splits
 from .evaluation import evaluate_splits, extract_features
 from .image_folder import DatasetError, error_line
-from .models import SSLModel, build_backbone
+from .models import build_backbone, build_model
 from .run_lock import RunDirectoryError
 
 ROWS = ("linear_top1", "lowlabel_top1", "knn_top1", "knn_weighted_top1")
@@ -56,8 +56,7 @@ def trained_backbone(run_dir: Path, overrides: list[str] | None = None):
         raise ConfigError(f"{run_dir} has no readable checkpoint")
     path, state = latest
     splits = load_splits(cfg.data)
-    backbone = build_backbone(cfg.model.backbone, splits.in_channels, cfg.model.width, cfg.model.cifar_stem)
-    model = SSLModel(backbone, list(cfg.model.projector), splits.num_classes)
+    model = build_model(cfg, splits.in_channels, splits.num_classes)
     load_into(model, path, state, owner_run_id(run_dir), run_dir / "config.yaml")
     # The trainer's layout: the same oneDNN kernels, so the same features as its final evaluation.
     return cfg, model.backbone.to(memory_format=torch.channels_last), int(state["step"])

@@ -35,6 +35,7 @@ from adadim.dynamics.monitor import gather_rows
 from omegaconf import DictConfig, OmegaConf
 
 from .augment import BatchAugmenter
+from .byol import BYOLTarget, byol_objective
 from .checkpoint import (
     CheckpointError,
     checkpoints,
@@ -58,7 +59,8 @@ from .data import (
 )
 from .evaluation import evaluate_representation, evaluate_splits, extract_features, knn_top1
 from .losses.adadim import ObjectiveSettings, adadim_objective, gradient_norms, gradient_shares
-from .models import SSLModel, build_backbone, channels_last
+from .models import build_backbone, build_model, channels_last
+from .noise_floor import floor_summary, measure_floor, write_noise_floor
 from .optim import apply_schedule, build_optimizer, schedule_fraction
 from .probe import ProbeSet, build_monitor, build_probe, note_probe_capped, probe_size
 from .provenance import provenance
@@ -106,6 +108,7 @@ class Run:
     # Fixed Gaussian kernel widths (R, Z), set at the first measurement.
     sigmas: tuple[float, float] | None = None
     lock: RunLock | None = None  # rank 0's lock on the run directory
+    byol: BYOLTarget | None = None  # method=byol's target network
     # Wall time of the measurements (probe forward passes, monitor, gradient norms), summed.
     measure_seconds: float = 0.0
     # cfg as plain attributes, for the per-step code: an OmegaConf lookup costs tens of µs,
@@ -295,10 +298,9 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
 
     torch.manual_seed(cfg.run.seed)
     splits = load_splits(cfg.data)
-    backbone = build_backbone(cfg.model.backbone, splits.in_channels, cfg.model.width, cfg.model.cifar_stem)
     # channels_last on every device: oneDNN's convolutions, pooling and BatchNorm run faster in
     # it on the CPU too (results/bench/).
-    model = SSLModel(backbone, list(cfg.model.projector), splits.num_classes).to(device)
+    model = build_model(cfg, splits.in_channels, splits.num_classes).to(device)
     model = model.to(memory_format=torch.channels_last)
 
     global_batch = cfg.data.batch_size
@@ -345,8 +347,10 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
         base_lr=cfg.optim.lr * global_batch / 256,
         autocast=torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext(),
     )
+    if cfg.method == "byol":
+        run.byol = BYOLTarget(model, cfg.byol.tau_base, total_steps).to(device)
 
-    required = ("model", "optimizer", "controller", "rng_cpu", "step")
+    required = ("model", "optimizer", "controller", "rng_cpu", "step", *(("byol",) if run.byol else ()))
     resumed = load_latest(run_dir / "checkpoints", map_location=device, required=required) if cfg.run.resume else None
     if cfg.run.resume and resumed is None:
         refuse_lost_checkpoints(run_dir, cfg.run.checkpoint_every_steps)
@@ -387,6 +391,8 @@ def _checkpoint_state(run: Run, step: int) -> dict:
         "grad_balance": list(run.grad_balance) if run.grad_balance is not None else [],
         "sigmas": list(run.sigmas) if run.sigmas is not None else [],
     }
+    if run.byol is not None:
+        state["byol"] = run.byol.state_dict()
     if run.device.type == "cuda":
         state["rng_cuda"] = torch.cuda.get_rng_state(run.device)
     return state
@@ -396,6 +402,8 @@ def _restore(run: Run, state: dict) -> None:
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.controller.load_state_dict(state["controller"])
+    if run.byol is not None:
+        run.byol.load_state_dict(state["byol"])
     torch.set_rng_state(state["rng_cpu"])
     if "rng_cuda" in state and run.device.type == "cuda":
         torch.cuda.set_rng_state(state["rng_cuda"], run.device)
@@ -500,7 +508,8 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
     if steer_now:
         measured = _dynamics(run, *probe_views, step)
     with run.autocast:
-        (r1, r2), (z1, z2), logits = model(x1, x2)
+        outputs = model(x1, x2, predict=True) if run.byol is not None else model(x1, x2)
+    (r1, r2), (z1, z2), logits = outputs[:3]
     z1, z2 = z1.float(), z2.float()
 
     alpha_z = None
@@ -510,15 +519,21 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
     weights = run.controller.step(step, alpha_z, ratio)
 
     balance = tuple(run.grad_balance) if run.grad_balance is not None else None
-    terms = adadim_objective(
-        (r1, r2), (z1, z2), weights.alpha, weights.beta, run.objective, log_all=plan.log, balance=balance
-    )
+    if run.byol is not None:
+        terms = byol_objective(
+            run.byol, (x1, x2), outputs[3], (r1, r2), (z1, z2), run.objective, plan.log, run.autocast
+        )
+    else:
+        terms = adadim_objective(
+            (r1, r2), (z1, z2), weights.alpha, weights.beta, run.objective, log_all=plan.log, balance=balance
+        )
     probe_loss = F.cross_entropy(logits.float(), labels, ignore_index=-1)
 
     row = {}
     if plan.grads:
         started = time.perf_counter()
-        norms = gradient_norms(terms, (z1, z2))
+        # BYOL's loss reaches Z through the predictor, from the model's own output views.
+        norms = gradient_norms(terms, outputs[1] if run.byol is not None else (z1, z2))
         if cfg.adadim.balance == "grad":
             _update_balance(run, norms, terms, weights.alpha)
         if plan.measure and cfg.dynamics.grad_shares:
@@ -530,6 +545,8 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
     run.optimizer.zero_grad(set_to_none=True)
     (terms.loss + probe_loss).backward()
     run.optimizer.step()
+    if run.byol is not None:
+        run.byol.update(_unwrap(model), step)
 
     if not plan.log:
         return row, terms.loss
@@ -559,6 +576,9 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
     })  # fmt: skip
     if run.objective.dimension_loss == "barlow":
         row["train/loss_barlow"] = terms.dimension
+    if run.byol is not None:
+        row["train/loss_byol"] = terms.loss
+        row["train/byol_tau"] = run.byol.tau
     return row, terms.loss
 
 
@@ -722,8 +742,9 @@ def train(cfg: DictConfig) -> dict:
             "trainer/measure_seconds": run.measure_seconds,
             "trainer/final_eval_seconds": time.perf_counter() - started,
         }
+        floor = _end_of_run_floor(run, step) if settings.dynamics.noise_floor_repeats else {}
         widths = {"dynamics/sigma_R": run.sigmas[0], "dynamics/sigma_Z": run.sigmas[1]} if run.sigmas else {}
-        summary = {**latest, **final, **timing, **widths, STEP: step, "run_dir": str(run.run_dir)}
+        summary = {**latest, **final, **floor, **timing, **widths, STEP: step, "run_dir": str(run.run_dir)}
         run.logger.set_summary(summary)
         run.logger.finish("finished")
         return {**summary, "state": "finished"}
@@ -741,6 +762,19 @@ def train(cfg: DictConfig) -> dict:
             run.lock.release()
         if run.dist.world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def _end_of_run_floor(run: Run, step: int) -> dict:
+    """The final weights' noise floor (``dynamics.noise_floor_repeats`` view draws of the probe
+    images), written to noise_floor.json by rank 0; returns its summary keys and its wall time.
+    Every rank measures, as with the probe set during training, so that SyncBatchNorm's
+    collectives match."""
+    started = time.perf_counter()
+    repeats = run.settings.dynamics.noise_floor_repeats
+    floor = measure_floor(run.cfg, _unwrap(run.model), run.splits, step, repeats, run.device, run.sigmas, run.autocast)
+    if run.dist.master_process:
+        write_noise_floor(run.run_dir, floor)
+    return {**floor_summary(floor), "trainer/noise_floor_seconds": time.perf_counter() - started}
 
 
 def last_checkpoint(run_dir: Path) -> str:

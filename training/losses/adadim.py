@@ -170,7 +170,8 @@ def gradient_norms(terms: ObjectiveTerms, z_views: Sequence[torch.Tensor]) -> di
 
 
 def gradient_shares(norms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Each weighted term's share of the summed gradient norms; terms without weight get 0."""
+    """Each weighted term's share of the summed gradient norms; terms without weight get 0.
+    A term beyond the objective's own (method=byol's ``byol``) gets its share too."""
     total = torch.stack(list(norms.values())).sum().clamp_min(1e-30)
     zero = torch.zeros_like(total)
-    return {name: norms[name] / total if name in norms else zero for name in TERMS}
+    return {name: norms[name] / total if name in norms else zero for name in dict.fromkeys((*TERMS, *norms))}
