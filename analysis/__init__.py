@@ -3,7 +3,7 @@
 No model code here: runs are read from their files or from W&B, never rebuilt.
 """
 
-from .claims import claims
+from .claims_table import claims
 from .loading import load_runs
 from .runset import DEFAULT_ACCURACY, RunSet
 

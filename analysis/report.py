@@ -12,7 +12,7 @@ import pandas as pd
 from adadim.dynamics.keys import STEP
 
 from . import plots
-from .claims import claims
+from .claims_table import claims
 from .loading import load_runs
 from .markdown_text import markdown_safe
 from .runset import DEFAULT_ACCURACY, STUDIES, RunSet, combine

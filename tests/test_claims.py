@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 from adadim.analysis import DEFAULT_ACCURACY, claims, inference, load_runs
-from adadim.analysis.claims import CLAIMS, COLUMNS
+from adadim.analysis.claims_table import CLAIMS, COLUMNS
 from adadim.analysis.method_comparison import compare_methods, compare_pair
 from adadim.analysis.mixed import random_intercept
 from adadim.analysis.noise_floor import find_noise_floor, floor_coupling, read_noise_floor
