@@ -24,6 +24,7 @@ from torch import nn
 
 from .losses.adadim import ObjectiveSettings, ObjectiveTerms, adadim_objective
 from .losses.byol import byol_loss
+from .models import SSLModel
 
 
 def tau_at(step: int, total_steps: int, tau_base: float) -> float:
@@ -35,7 +36,7 @@ def tau_at(step: int, total_steps: int, tau_base: float) -> float:
 class BYOLTarget:
     """The target network of an online SSLModel: its backbone and projector, EMA-updated."""
 
-    def __init__(self, online: nn.Module, tau_base: float, total_steps: int) -> None:
+    def __init__(self, online: SSLModel, tau_base: float, total_steps: int) -> None:
         self.network = nn.ModuleDict(
             {"backbone": copy.deepcopy(online.backbone), "projector": copy.deepcopy(online.projector)}
         )

@@ -14,7 +14,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from adadim.dynamics import DEFAULT_METRICS, METRIC_GROUPS
@@ -65,7 +65,11 @@ DIGITS_STRENGTHS = ("rotation_deg", "scale", "shift_px", "noise_std", "erase_p",
 def augment_strengths(augment) -> dict[str, Any]:
     """The strengths set in a ``data.augment`` section (nulls dropped), as `BatchAugmenter`
     keyword arguments (pairs as tuples)."""
-    values = OmegaConf.to_container(augment) if isinstance(augment, DictConfig) else dict(vars(augment))
+    values = (
+        cast(dict[str, Any], OmegaConf.to_container(augment))
+        if isinstance(augment, DictConfig)
+        else dict(vars(augment))
+    )
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if v is not None}
 
 
@@ -322,7 +326,7 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
                 f"override {item!r}: YAML reads everything from '#' on as a comment; quote the value: {key}='{value}'"
             )
         try:
-            parsed = OmegaConf.merge(parsed, OmegaConf.from_dotlist([item]))
+            parsed = cast(DictConfig, OmegaConf.merge(parsed, OmegaConf.from_dotlist([item])))
         except yaml.YAMLError as error:
             raise ConfigError(
                 f"override {item!r}: the value {value!r} is not valid YAML ({_one_line(error)}); "
@@ -656,4 +660,4 @@ def validate(cfg: DictConfig, check_files: bool = True) -> None:
 
 def to_flat_dict(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as {dotted.key: value}, for W&B and the runs table."""
-    return flatten(OmegaConf.to_container(cfg, resolve=True))
+    return flatten(cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)))

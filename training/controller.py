@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from adadim.dynamics import effective_rank
@@ -95,6 +95,7 @@ class WeightController:
         ``ratio``: method=steer's measured H(R) / I_excess at a measuring step (None between
         them, where α holds)."""
         if self.method == "steer":
+            assert self.steering is not None  # built for method=steer
             if ratio is not None:
                 self.steering.update(step, self.progress(step), ratio)
             alpha = self.steering.alpha
@@ -124,7 +125,7 @@ class WeightController:
         return LossWeights(alpha=alpha, beta=self.gamma * alpha)
 
     def state_dict(self) -> dict:
-        state = {"current": self.current, "erank_norm": self.erank_norm}
+        state: dict[str, Any] = {"current": self.current, "erank_norm": self.erank_norm}
         if self.steering is not None:
             state["steering"] = self.steering.state_dict()
         return state

@@ -86,8 +86,9 @@ class SSLModel(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.projector = projector(backbone.out_dim, list(projector_widths))
-        self.probe = nn.Linear(backbone.out_dim, num_classes)
+        out_dim = int(backbone.out_dim)  # type: ignore[arg-type]  # every backbone here sets out_dim
+        self.projector = projector(out_dim, list(projector_widths))
+        self.probe = nn.Linear(out_dim, num_classes)
         if predictor_hidden is not None:
             out = list(projector_widths)[-1]
             self.predictor = projector(out, [predictor_hidden, out])

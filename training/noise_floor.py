@@ -22,9 +22,10 @@ import math
 import statistics
 import sys
 from pathlib import Path
+from typing import cast
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from .checkpoint import CheckpointError, load_into, load_latest, owner_run_id
 from .config import ConfigError, TrainConfig, validate
@@ -43,7 +44,7 @@ def load_trained_model(run_dir: Path):
     if not config_path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(config_path))
+        cfg = cast(DictConfig, OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(config_path)))
     except Exception as error:  # a config.yaml that is not the trainer's
         raise ConfigError(f"{config_path} cannot be read as a run config: {str(error).splitlines()[0]}") from None
     validate(cfg)

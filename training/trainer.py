@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from adadim.dynamics import DynamicsMonitor
 from adadim.dynamics.keys import EPOCH, STEP
-from adadim.dynamics.monitor import gather_rows
+from adadim.dynamics.monitor import Views, gather_rows
+from adadim.dynamics.run_format import flatten
 from omegaconf import DictConfig, OmegaConf
 
 from .augment import BatchAugmenter
@@ -46,10 +48,11 @@ from .checkpoint import (
     refuse_lost_checkpoints,
     save_checkpoint,
 )
-from .config import ConfigError, load_saved_config, to_flat_dict
+from .config import ConfigError, load_saved_config
 from .controller import WeightController
 from .data import (
     GlobalBatchSampler,
+    Splits,
     TwoViews,
     build_augmenter,
     evaluation_loaders,
@@ -84,7 +87,7 @@ class Run:
     dist: Distributed
     run_id: str
     run_dir: Path
-    splits: object
+    splits: Splits
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     controller: WeightController
@@ -102,7 +105,7 @@ class Run:
     warmup_steps: int
     base_lr: float
     start_step: int = 0
-    autocast: object = field(default_factory=nullcontext)
+    autocast: AbstractContextManager[Any] = field(default_factory=nullcontext)
     # Running gradient-norm estimates (dimension, NT-Xent) for adadim.balance=grad.
     grad_balance: list[float] | None = None
     # Fixed Gaussian kernel widths (R, Z), set at the first measurement.
@@ -137,13 +140,13 @@ def _check_resume_config(cfg: DictConfig, run_dir: Path) -> None:
         return
     # Through the schema, so a section added after the run started (steer) reads as its
     # defaults rather than as a difference.
-    saved = OmegaConf.to_container(load_saved_config(run_dir), resolve=True)
-    now = OmegaConf.to_container(cfg, resolve=True)
+    saved = cast(dict[str, Any], OmegaConf.to_container(load_saved_config(run_dir), resolve=True))
+    now = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
     for container in (saved, now):
         for key in ("progress", "retain_freed_memory"):  # the process, not the experiment
             container["run"].pop(key, None)
     if saved != now:
-        before, after = to_flat_dict(OmegaConf.create(saved)), to_flat_dict(OmegaConf.create(now))
+        before, after = flatten(saved), flatten(now)
         diff = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         raise ConfigError(f"run {run_dir.name} exists with a different config ({', '.join(diff)}); use a new run.id")
 
@@ -305,7 +308,7 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
 
     global_batch = cfg.data.batch_size
     try:
-        sampler = GlobalBatchSampler(len(splits.ssl_train), global_batch, cfg.run.seed, dist.rank, dist.world)
+        sampler = GlobalBatchSampler(len(splits.ssl_train), global_batch, cfg.run.seed, dist.rank, dist.world)  # type: ignore[arg-type]  # map-style datasets are sized
     except ValueError as error:  # batch larger than the data, or not divisible by the ranks
         raise ConfigError(str(error)) from None
     dataset = training_dataset(splits, cfg.data, cfg.run.seed)
@@ -316,7 +319,7 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
 
     probe = None
     if cfg.dynamics.source == "probe" and (cfg.dynamics.every or alpha_from_probe(cfg)):
-        size = probe_size(cfg.data.name, cfg.dynamics.probe_size, len(splits.ssl_train))
+        size = probe_size(cfg.data.name, cfg.dynamics.probe_size, len(splits.ssl_train))  # type: ignore[arg-type]  # map-style datasets are sized
         if dist.master_process and cfg.dynamics.probe_size is not None and size < cfg.dynamics.probe_size:
             note_probe_capped(cfg.dynamics.probe_size, size)
         probe = build_probe(cfg.data, splits, size, cfg.dynamics.seed)
@@ -375,7 +378,7 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
     return run
 
 
-def alpha_from_probe(cfg: DictConfig) -> bool:
+def alpha_from_probe(cfg: DictConfig | SimpleNamespace) -> bool:
     """AdaDim reads α on the probe set's embeddings (else on the training batch's)."""
     return cfg.method == "adadim" and cfg.adadim.erank_source == "probe" and cfg.dynamics.source == "probe"
 
@@ -448,17 +451,18 @@ def plan_step(run: Run, step: int, eval_due: bool) -> StepPlan:
     return StepPlan(log=log, measure=measure, grads=grads, probe=probe)
 
 
-def measure_probe(run: Run):
+def measure_probe(run: Run) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """(R views, Z views) of the whole probe set (every rank measures all of it), its time
     counted in ``run.measure_seconds``."""
     started = time.perf_counter()
     settings = run.settings.dynamics
+    assert run.probe is not None  # measuring steps are planned only for runs with a probe set
     views = run.probe.forward(_unwrap(run.model), run.device, settings.probe_batch, settings.probe_norm, run.autocast)
     run.measure_seconds += time.perf_counter() - started
     return views
 
 
-def _require_finite(run: Run, r_views, z_views, step: int) -> None:
+def _require_finite(run: Run, r_views: Views, z_views: Views, step: int) -> None:
     """Diverged weights show in the outputs before the loss: stop before measuring them."""
     if not all(bool(torch.isfinite(v).all()) for v in (*r_views, *z_views)):  # measuring steps log anyway
         raise NonFiniteLoss(
@@ -467,7 +471,7 @@ def _require_finite(run: Run, r_views, z_views, step: int) -> None:
         )
 
 
-def _dynamics(run: Run, r_views, z_views, step: int) -> dict:
+def _dynamics(run: Run, r_views: Views, z_views: Views, step: int) -> dict[str, Any]:
     """The monitor's measurement of these views, its time counted in ``run.measure_seconds``."""
     started = time.perf_counter()
     _require_finite(run, r_views, z_views, step)
@@ -497,16 +501,18 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
     x1, x2, labels = (t.to(device, non_blocking=True) for t in (x1, x2, labels))
     x1, x2 = channels_last(x1), channels_last(x2)
 
-    probe_views = measure_probe(run) if plan.probe else None  # before the update: the state being updated
+    # Before the update: the state being updated. Planned at every step that measures the probe
+    # set or reads α from it, so the branches below that use it find it.
+    probe_views: Any = measure_probe(run) if plan.probe else None
     if probe_views is not None:
-        _require_finite(run, *probe_views, step)
-    measured = {}
+        _require_finite(run, probe_views[0], probe_views[1], step)
+    measured: dict[str, Any] = {}
     # method=steer sets this step's α from the ratio measured on the probe views (the weights
     # before this update), so it measures before the forward pass; every other method measures
     # after the update is queued, so that on a GPU the read-back does not stall the step.
     steer_now = plan.measure and cfg.dynamics.source == "probe" and cfg.method == "steer"
     if steer_now:
-        measured = _dynamics(run, *probe_views, step)
+        measured = _dynamics(run, probe_views[0], probe_views[1], step)
     with run.autocast:
         outputs = model(x1, x2, predict=True) if run.byol is not None else model(x1, x2)
     (r1, r2), (z1, z2), logits = outputs[:3]
@@ -518,7 +524,7 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
     ratio = measured.get("dynamics/ratio_H_I") if plan.measure and cfg.method == "steer" else None
     weights = run.controller.step(step, alpha_z, ratio)
 
-    balance = tuple(run.grad_balance) if run.grad_balance is not None else None
+    balance = (run.grad_balance[0], run.grad_balance[1]) if run.grad_balance is not None else None
     if run.byol is not None:
         terms = byol_objective(
             run.byol, (x1, x2), outputs[3], (r1, r2), (z1, z2), run.objective, plan.log, run.autocast
@@ -529,7 +535,7 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
         )
     probe_loss = F.cross_entropy(logits.float(), labels, ignore_index=-1)
 
-    row = {}
+    row: dict[str, Any] = {}
     if plan.grads:
         started = time.perf_counter()
         # BYOL's loss reaches Z through the predictor, from the model's own output views.
@@ -551,13 +557,14 @@ def train_step(run: Run, batch, step: int, plan: StepPlan):
     if not plan.log:
         return row, terms.loss
     if plan.measure and cfg.dynamics.source == "probe" and not steer_now:
-        measured = _dynamics(run, *probe_views, step)
+        measured = _dynamics(run, probe_views[0], probe_views[1], step)
     row.update(measured)
     if plan.measure and cfg.dynamics.source == "batch":
         row.update(_dynamics(run, (r1.detach(), r2.detach()), (z1.detach(), z2.detach()), step))
-    if ratio is not None:
+    if ratio is not None and run.controller.steering is not None:
         row.update(run.controller.steering.logged())
     zero = torch.zeros((), device=device)
+    assert terms.vicreg is not None  # every term is computed at log steps (log_all)
     row.update({
         STEP: step,
         EPOCH: (step + 1) / run.steps_per_epoch,
@@ -614,13 +621,13 @@ def _evaluate_online(run: Run, lowlabel: bool) -> dict:
     (train_x, train_y), (test_x, test_y) = feats["train"], feats["test"]
     with torch.no_grad():
         logits = model.probe(test_x.to(device)).cpu()
-    out = {
+    out: dict[str, float] = {
         "eval/knn_top1": knn_top1(train_x, train_y, test_x, test_y, settings.knn_k),
         "eval/linear_top1": float((logits.argmax(1) == test_y).float().mean()),
     }
     if lowlabel:
         scores = evaluate_representation(train_x, train_y, {"": (test_x, test_y)}, settings, full_probe=False)
-        out["eval/lowlabel_top1"] = scores["lowlabel_top1"]
+        out["eval/lowlabel_top1"] = float(scores["lowlabel_top1"])
     model.train()
     return out
 

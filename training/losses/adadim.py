@@ -112,7 +112,7 @@ def adadim_objective(
         scale = (1.0 - alpha) * g_dim + alpha * g_nt
         dimension_weight, nt_weight = (1.0 - alpha) * scale / g_dim, alpha * scale / g_nt
 
-    gathered = None
+    gathered: tuple[torch.Tensor, torch.Tensor] = (z1, z2)  # replaced by the gathered views when used
     if dimension_weight > 0 or beta > 0 or log_all:
         gathered = (gather_with_grad(z1), gather_with_grad(z2))
 
