@@ -102,6 +102,7 @@ def run(args) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"adadim analyze: {message}", file=sys.stderr)
         return 2
+    assert result.runset is not None  # analyze always sets it
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"analyzed {len(result.runset)} runs -> {args.out}/report.html ({len(result.tables)} tables)")

@@ -31,9 +31,10 @@ def _searched(folder: Path) -> bool:
 
 def candidate_run_dirs(source: Path, max_depth: int = MAX_DEPTH) -> list[Path]:
     """Every candidate run folder below ``source`` (not ``source`` itself), in path order."""
-    found, frontier = [], [source]
+    found: list[Path] = []
+    frontier = [source]
     for _ in range(max_depth):
-        below = []
+        below: list[Path] = []
         for folder in frontier:
             try:
                 children = sorted(p for p in folder.iterdir() if p.is_dir() and _searched(p))

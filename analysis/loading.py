@@ -24,6 +24,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -250,26 +251,23 @@ def _local_run_dirs(source: Path) -> list[Path]:
 
 def _discover(source: Path) -> list[tuple[str, list, Callable[[], tuple[dict, pd.DataFrame]]]]:
     """(cache key, signature of its files, parser) for every run under a local path."""
-    found = []
+    found: list[tuple[str, list, Callable[[], tuple[dict, pd.DataFrame]]]] = []
     if source.is_dir() and is_candidate(source):
-        return [(source.name, signature(_local_files(source)), lambda s=source: parse_local_run(s))]
+        return [(source.name, signature(_local_files(source)), partial(parse_local_run, source))]
     wandb_only = source.is_file() or source.name.startswith("offline-run-") or source.name == "wandb"
     if not wandb_only:
         for run_dir in _local_run_dirs(source):
             key = run_key(source, run_dir)
-            found.append((key, signature(_local_files(run_dir)), lambda d=run_dir: parse_local_run(d)))
+            found.append((key, signature(_local_files(run_dir)), partial(parse_local_run, run_dir)))
     if found:
         return found
     by_id: dict[str, list[Path]] = {}
     for f in _wandb_files(source):
         by_id.setdefault(_wandb_run_id(f), []).append(f)
-    found = [
-        (rid, signature(files), lambda fs=files, r=rid: parse_wandb_files(fs, r))
-        for rid, files in sorted(by_id.items())
-    ]
+    found = [(rid, signature(files), partial(parse_wandb_files, files, rid)) for rid, files in sorted(by_id.items())]
     csv_dirs = [] if wandb_only else foreign.csv_run_dirs(source)
     return found + [
-        (foreign.csv_run_id(d), signature(foreign.csv_files(d)), lambda d=d: parse_csv_run(d)) for d in csv_dirs
+        (foreign.csv_run_id(d), signature(foreign.csv_files(d)), partial(parse_csv_run, d)) for d in csv_dirs
     ]
 
 

@@ -172,6 +172,7 @@ def _table_html(table: pd.DataFrame, max_rows: int = 60) -> str:
 
 def write_html(result: AnalysisResult, out: Path, source: str, opts: AnalysisOptions) -> Path:
     rs = result.runset
+    assert rs is not None  # run_studies always sets it
     summary_cols = [
         c
         for c in ("group", "method", "run.seed", "state", opts.accuracy, "final/linear_top1", "final/knn_top1")

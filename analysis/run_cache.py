@@ -124,6 +124,7 @@ class Cache:
                 self.manifest = manifest.get("runs", {})
 
     def _file(self, key: str) -> Path:
+        assert self.directory is not None  # callers return early when the cache is off
         return self.directory / f"{key.replace('/', '__')}.parquet"
 
     def _off(self, error: OSError) -> None:
@@ -155,6 +156,7 @@ class Cache:
         digest = None
         try:
             if bad is None:
+                assert history is not None  # a run that is not bad comes with its history
                 history.to_parquet(self._file(key), index=False)
                 digest = hashlib.sha1(self._file(key).read_bytes()).hexdigest()
         except OSError as error:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -325,7 +326,7 @@ def _strip(result: dict) -> dict:
 
 def _exact_correlation(means: pd.DataFrame, name: str, fn) -> dict:
     x, y = means["x"].to_numpy(float), means["y"].to_numpy(float)
-    row = {"n": len(x), "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
+    row: dict[str, Any] = {"n": len(x), "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan}
     row["test"] = (
         "exact permutation of group means" if math.factorial(len(x)) <= 40320 else "permutation of group means"
     )

@@ -23,7 +23,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from io import TextIOWrapper
 from pathlib import Path
+from typing import Literal
 
 from .runner_lock import die_with_parent, hold_runner_lock
 from .spec import (
@@ -180,7 +182,8 @@ class LocalSweep:
         self._stop = True
 
     def _execute(self, trials: list[Trial]) -> None:
-        queue, running = list(trials), {}
+        queue = list(trials)
+        running: dict[str, tuple[Trial, subprocess.Popen[bytes], TextIOWrapper]] = {}
         logs = self.directory / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         while (queue or running) and not (self._stop and not running):
@@ -232,7 +235,7 @@ class LocalSweep:
         except ImportError:
             raise SweepError("method: bayes needs Optuna: pip install 'adadim[bayes]'") from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        direction = "maximize" if self.sweep.goal == "maximize" else "minimize"
+        direction: Literal["minimize", "maximize"] = "maximize" if self.sweep.goal == "maximize" else "minimize"
         study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=self.seed))
         distributions = {p.key: _optuna_distribution(optuna, p) for p in self.sweep.parameters}
         for trial in self.trials.values():  # tell Optuna what earlier runs of this sweep found
@@ -241,6 +244,7 @@ class LocalSweep:
                     optuna.trial.create_trial(params=trial.params, distributions=distributions, value=trial.metric)
                 )
         count = self.count or self.sweep.run_cap
+        assert count is not None  # _planned refuses a bayes sweep without one
         pending = [t for t in self.trials.values() if t.status != "finished"]
         self._execute(pending)
         for trial in pending:
@@ -272,7 +276,7 @@ class LocalSweep:
             metric = f"{t.metric:.4f}" if t.metric is not None else "-"
             detail = f"  exit {t.returncode}: {t.error}" if t.status == "failed" else ""
             lines.append(f"  {t.trial_id:<24} {t.status:<12} {metric:>8}  {t.params}{detail}")
-        counts = {}
+        counts: dict[str, int] = {}
         for t in self.trials.values():
             counts[t.status] = counts.get(t.status, 0) + 1
         lines.append("  " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))

@@ -103,7 +103,9 @@ def _read_plain(text: str):
     if yaml_comment(text):
         return _UNREADABLE
     try:
-        return OmegaConf.to_container(OmegaConf.from_dotlist([f"v={text}"]))["v"]
+        container = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={text}"]))
+        assert isinstance(container, dict)  # a DictConfig's container is a dict
+        return container["v"]
     except (yaml.YAMLError, OmegaConfBaseException, ValueError):
         return _UNREADABLE
 
@@ -344,7 +346,15 @@ def check_trial_modes(trials: list[dict], config: str | None, extra: list[str], 
 
 def grid_size(sweep: Sweep) -> int:
     """Combinations in a grid, before skipping the ones that differ only in ignored settings."""
-    return math.prod(len(p.values) for p in sweep.parameters)
+    return math.prod(len(values) for values in _grid_values(sweep))
+
+
+def _grid_values(sweep: Sweep) -> list[list]:
+    """Each parameter's values (`load_sweep` refuses a grid parameter without them)."""
+    values = [p.values for p in sweep.parameters if p.values is not None]
+    if len(values) != len(sweep.parameters):
+        raise SweepError(f"{sweep.path}: a grid sweep needs value or values for every parameter")
+    return values
 
 
 def check_trial_count(count: int, limit: int, what: str) -> None:
@@ -364,7 +374,7 @@ def grid_trials(sweep: Sweep, limit: int = MAX_TRIALS, count: int | None = None)
         check_trial_count(count, limit, "--count asks for")
     keys = [p.key for p in sweep.parameters]
     seen, trials = set(), []
-    for combo in itertools.product(*(p.values for p in sweep.parameters)):
+    for combo in itertools.product(*_grid_values(sweep)):
         params = distinct_params(dict(zip(keys, combo, strict=True)))
         fingerprint = json.dumps(params, sort_keys=True, default=str)
         if fingerprint not in seen:
@@ -378,6 +388,7 @@ def grid_trials(sweep: Sweep, limit: int = MAX_TRIALS, count: int | None = None)
 def _sample(p: Parameter, rng: np.random.Generator):
     if p.values is not None:
         return p.values[int(rng.choice(len(p.values), p=p.probabilities))]
+    assert p.low is not None and p.high is not None  # _parameter sets both without values
     if p.distribution == "int_uniform":
         return int(rng.integers(int(p.low), int(p.high) + 1))
     if p.distribution == "log_uniform_values":

@@ -74,7 +74,11 @@ def update_readme(readme: Path, tables: list[Path]) -> list[str]:
         name = re.escape(table.name)
         pattern = re.compile(rf"(<!-- results/((?:[\w.-]+/)*){name} -->\n).*?(<!-- /results/\2{name} -->)", re.S)
         body = table.read_text()
-        text, count = pattern.subn(lambda m, b=body: m[1] + b + m[3], text)
+
+        def keep_tags(m: re.Match[str], b: str = body) -> str:
+            return m[1] + b + m[3]
+
+        text, count = pattern.subn(keep_tags, text)
         if count:
             replaced.append(table.name)
     readme.write_text(text)
@@ -132,6 +136,7 @@ def _run_locked(args, sweeps, started: float) -> int:
     options = AnalysisOptions(by="arm", n_resamples=args.resamples, progress=False)
     try:
         result = analyze(sources, out, options)
+        assert result.runset is not None  # analyze always sets it
         methods = result.runset.select(
             result.runset.runs.index[result.runset.runs["group"].astype(str) == sweeps[0].name]
         )
