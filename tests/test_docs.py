@@ -32,10 +32,11 @@ def test_the_config_reference_page_is_current():
     assert committed == render(), "run: python -m adadim.training.config_reference docs/config.md"
 
 
-def test_every_config_key_is_on_the_reference_page():
+def test_every_config_key_is_on_the_reference_page_with_its_meaning():
     page = (REPO / "docs" / "config.md").read_text()
-    for key, *_ in leaves():
+    for key, _, _, meaning in leaves():
         assert f"| `{key}` |" in page
+        assert meaning, f"{key} has no comment in training/config.py saying what it does"
 
 
 @pytest.mark.slow

@@ -52,11 +52,11 @@ class AugmentConfig:
     erase_px: list[int] | None = None  # [low, high] side of the erased rectangle, in pixels
     crop_scale: list[float] | None = None  # [low, high] crop area fraction
     jitter: list[float] | None = None  # brightness, contrast, saturation, hue
-    jitter_p: float | None = None
-    grayscale_p: float | None = None
-    flip_p: float | None = None
-    blur_p: float | None = None
-    solarize_p: float | None = None
+    jitter_p: float | None = None  # probability of the colour jitter
+    grayscale_p: float | None = None  # probability of converting a view to grayscale
+    flip_p: float | None = None  # probability of a horizontal flip
+    blur_p: float | None = None  # probability of a Gaussian blur
+    solarize_p: float | None = None  # probability of solarizing a view
 
 
 DIGITS_STRENGTHS = ("rotation_deg", "scale", "shift_px", "noise_std", "erase_p", "erase_px")
@@ -75,11 +75,11 @@ def augment_strengths(augment) -> dict[str, Any]:
 
 @dataclass
 class DataConfig:
-    name: str = "digits"
+    name: str = "digits"  # digits | synthetic | cifar10 | cifar100 | stl10 | imagefolder
     root: str | None = None  # required for cifar10/cifar100/stl10/imagefolder
     download: bool = False  # let torchvision download cifar/stl10 (needs internet)
     batch_size: int = 256  # global batch, split across ranks
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     # device: the loader yields plain image batches and the trainer augments whole batches on
     # the training device (fast); loader: per-sample torchvision transforms in the DataLoader.
     augment_on: str = "device"
@@ -91,15 +91,15 @@ class DataConfig:
     # validation images from the same training images and leaves the test split as it is
     val_seed: int | None = None
     per_class_limit: int | None = None  # keep at most this many training images per class
-    synthetic_samples: int = 512
-    synthetic_classes: int = 4
+    synthetic_samples: int = 512  # images in the synthetic dataset (tests and smoke runs)
+    synthetic_classes: int = 4  # classes of the synthetic dataset
     synthetic_size: int = 8  # synthetic images are 1 x size x size
     skip_bad_images: bool = False  # imagefolder: leave out images that do not decode (counted on stderr)
 
 
 @dataclass
 class ModelConfig:
-    backbone: str = "small_cnn"
+    backbone: str = "small_cnn"  # small_cnn | resnet18 | resnet50
     cifar_stem: bool = True  # 3x3 stride-1 stem, no max-pool, for 32x32 images
     width: int = 32  # small_cnn base width; R has 4x this many features
     projector: list[int] = field(default_factory=lambda: [512, 512])  # hidden..., output width
@@ -107,28 +107,28 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    temperature: float = 0.2
-    invariance_weight: float = 25.0
-    variance_weight: float = 25.0
-    covariance_weight: float = 1.0
-    barlow_lambda: float = 5e-3
+    temperature: float = 0.2  # NT-Xent's temperature τ
+    invariance_weight: float = 25.0  # VICReg's invariance coefficient λ
+    variance_weight: float = 25.0  # VICReg's variance coefficient μ
+    covariance_weight: float = 1.0  # VICReg's covariance coefficient ν
+    barlow_lambda: float = 5e-3  # Barlow Twins' off-diagonal weight λ
 
 
 @dataclass
 class AdaDimConfig:
     alpha: float = 0.5  # method=fixed
     alpha_start: float = 0.0  # method=linear|cosine
-    alpha_end: float = 1.0
+    alpha_end: float = 1.0  # method=linear|cosine: alpha at the last step
     gamma: float = 0.0  # beta = gamma * alpha weights the MI term (0: off)
     every: int = 10  # AdaDim: recompute alpha from erank(Z) every k steps
     ema: float = 0.0  # AdaDim: alpha <- ema * alpha + (1 - ema) * new
     normalization: str = "dim"  # erank / min(N, D_Z) ("dim") or log erank / log min(N, D_Z) ("log")
     invert: bool = False  # use 1 - normalized erank
-    alpha_min: float = 0.0
-    alpha_max: float = 1.0
+    alpha_min: float = 0.0  # AdaDim: lower clip of alpha
+    alpha_max: float = 1.0  # AdaDim: upper clip of alpha
     mi_sign: str = "maximize"  # the MI term is subtracted (maximize) or added (minimize)
     mi_order: float = 2.0  # Renyi order of the MI term
-    mi_kernel: str = "cosine"
+    mi_kernel: str = "cosine"  # kernel of the MI term: cosine | linear | gaussian
     # Where AdaDim reads erank(Z): the fixed probe set (batch-size free; needs dynamics.source=probe)
     # or the training batch (the paper's description; depends on the batch size).
     erank_source: str = "probe"
@@ -154,10 +154,10 @@ class SteerConfig:
     # 0.2) are the synthetic-plant tuning its tests use.
     kp: float = 1.0
     ki: float = 0.5  # per control step (one dynamics measurement)
-    kd: float = 0.0
+    kd: float = 0.0  # derivative gain (0: a PI controller)
     alpha_init: float = 0.5  # alpha during the warm-up, and the controller's operating point
-    alpha_min: float = 0.0
-    alpha_max: float = 1.0
+    alpha_min: float = 0.0  # lower clip of alpha
+    alpha_max: float = 1.0  # upper clip of alpha
     rate_limit: float = 0.1  # largest change of alpha per control step
     warmup_steps: int = 20  # optimizer steps with alpha held at alpha_init (the ratio's first fall)
     direction: str = "1"  # 1: more NT-Xent raises the ratio; -1: lowers it; auto: identify after the warm-up
@@ -176,14 +176,14 @@ class ByolConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "lars"
+    name: str = "lars"  # sgd | adamw | lars
     lr: float = 0.3  # base lr, scaled by batch_size / 256
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    lars_eta: float = 0.02
-    warmup_epochs: float = 10.0
-    min_lr_fraction: float = 0.0
-    epochs: int = 400
+    weight_decay: float = 1e-4  # decoupled for adamw; biases and norms excluded for lars
+    momentum: float = 0.9  # sgd and lars momentum
+    lars_eta: float = 0.02  # LARS trust coefficient η
+    warmup_epochs: float = 10.0  # linear warm-up of the learning rate, then cosine decay
+    min_lr_fraction: float = 0.0  # the cosine decay's final learning rate, as a fraction of the peak
+    epochs: int = 400  # passes over the SSL training split
     max_steps: int | None = None  # stop early after this many steps (tests, smoke runs)
     probe_lr: float = 0.1  # the online linear probe's lr (no weight decay)
 
@@ -201,11 +201,12 @@ class DynamicsConfig:
     # statistics (they also carry the recent training batches).
     probe_norm: str = "batch"
     grad_shares: bool = True  # log each loss term's gradient norm w.r.t. Z and its share
+    # metric groups the monitor computes (docs/dynamics.md)
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     order: float = 2.0  # Renyi order of every entropy and MI
-    kernel: str = "cosine"
-    n_permutations: int = 4
-    seed: int = 0
+    kernel: str = "cosine"  # cosine | linear | gaussian
+    n_permutations: int = 4  # permutations of the sampled baseline I_RZ_perm
+    seed: int = 0  # seed of the probe set's draw and of the permutations
     # At the end of training, measure the probe set on this many fresh view draws of the final
     # weights and write noise_floor.json (0: off; the coupling claim reads it).
     noise_floor_repeats: int = 0
@@ -216,13 +217,13 @@ class EvalConfig:
     every_epochs: int = 1  # online linear probe + kNN on the test split
     knn_k: int = 20  # plain kNN: majority vote of the k nearest
     knn_weighted_k: int = 200  # weighted kNN (Wu et al. 2018): k and temperature
-    knn_temperature: float = 0.07
+    knn_temperature: float = 0.07  # weighted kNN's temperature
     final_probe: bool = True  # linear probe on the frozen backbone at the end
-    final_probe_epochs: int = 100
+    final_probe_epochs: int = 100  # epochs of the final full linear probe
     lowlabel_k: list[int] = field(default_factory=lambda: [10])  # labelled images per class; first is the headline
     lowlabel_draws: int = 5  # label draws averaged over (the same for every run)
     seed: int = 0  # seed of the label draws and the probes, independent of run.seed
-    lowlabel_epochs: int = 200
+    lowlabel_epochs: int = 200  # epochs of each low-label linear probe
     lowlabel_every_epochs: int = 0  # also log eval/lowlabel_top1 every n epochs (0: only at the end)
     random_init_baseline: bool = True  # the same final evaluation on a randomly initialised backbone
 
@@ -232,29 +233,30 @@ class WandbConfig:
     # null: W&B's environment decides (WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY), else offline
     # and "adadim" (`adadim.training.wandb_env`)
     mode: str | None = None  # online | offline | disabled
-    project: str | None = None
-    entity: str | None = None
-    group: str | None = None
-    name: str | None = None
-    tags: list[str] = field(default_factory=list)
+    project: str | None = None  # null: WANDB_PROJECT, else adadim
+    entity: str | None = None  # null: WANDB_ENTITY, else W&B's default
+    group: str | None = None  # W&B run group (the analysis groups runs by it)
+    name: str | None = None  # W&B display name (default: the run id)
+    tags: list[str] = field(default_factory=list)  # W&B tags
 
 
 @dataclass
 class RunConfig:
-    root: str = "runs"
+    root: str = "runs"  # folder that holds the run directories
     id: str | None = None  # default: <method>-<dataset>-<seed>-<timestamp>
-    seed: int = 0
+    seed: int = 0  # seed of the weights, the views and the batch order
     device: str = "auto"  # auto | cpu | cuda
-    checkpoint_every_steps: int = 500
-    keep_checkpoints: int = 2
+    checkpoint_every_steps: int = 500  # write a checkpoint every k optimizer steps (and on SIGTERM and at the end)
+    keep_checkpoints: int = 2  # newest checkpoints kept
     log_every: int = 1  # write a history row every k steps
-    progress: bool = True
+    progress: bool = True  # print a progress bar
     retain_freed_memory: bool = True  # glibc keeps freed heap for reuse (faster CPU steps; see runtime.py)
     resume: bool = True  # continue from the newest checkpoint when the run directory exists
 
 
 @dataclass
 class TrainConfig:
+    # adadim | vicreg | simclr | barlow | fixed | linear | cosine | steer | byol (docs/training.md)
     method: str = "adadim"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
