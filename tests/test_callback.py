@@ -37,7 +37,9 @@ def _fit(root, data, epochs, callbacks=(), logger=False, seed=0, module=None, **
 
 def test_a_lightning_run_with_the_callback_loads_with_every_dynamics_key(tmp_path, data):
     callback = DynamicsCallback(views=data[2], every=3, settings=GAUSSIAN)
-    logger = WandbLogger(save_dir=str(tmp_path), offline=True, project="peer")
+    # mode="offline" explicitly: Lightning's offline flag only sets WANDB_MODE, which wandb ignores
+    # once an earlier run in this process has set up its settings.
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True, project="peer", mode="offline")
     trainer, _ = _fit(tmp_path, data, 2, [callback], logger)
     last = trainer.global_step  # 2 epochs of 4 batches
     logger.experiment.finish()
