@@ -96,6 +96,9 @@ def read_csv_run(run_dir: Path) -> tuple[dict, dict, list[dict] | pd.DataFrame]:
     elif CSV_STEP in frame:
         frame["trainer/step"] = frame["trainer/step"].fillna(frame[CSV_STEP])
     frame = frame.drop(columns=[CSV_STEP], errors="ignore")
+    # Lightning writes each log call as its own line: merge a step's lines (the loss, the
+    # callback's dynamics) into one row, each column's last logged value.
+    frame = frame.dropna(subset=["trainer/step"]).groupby("trainer/step", as_index=False, sort=True).last()
     if "epoch" in frame and "trainer/epoch" not in frame:
         frame = frame.rename(columns={"epoch": "trainer/epoch"})
     summary = {c: _last(frame[c]) for c in frame.columns if c != "trainer/step"}

@@ -442,7 +442,8 @@ def step_changes(rs: RunSet, h: str = H_R, i: str = I_EXCESS) -> pd.DataFrame:
     last = hist.groupby("run_id")[STEP].max()
     same = rows["run_id"].eq(rows["run_id"].shift())
     changes = rows.assign(dH=rows["H"].diff(), dI=rows["I"].diff())[same]
-    changes["progress"] = changes[STEP] / changes["run_id"].map(last).clip(lower=1)
+    last_step = changes["run_id"].map(last).astype(float).clip(lower=1)
+    changes["progress"] = changes[STEP] / last_step
     return changes[["run_id", STEP, "progress", "dH", "dI", "H", "I"]].reset_index(drop=True)
 
 

@@ -167,6 +167,11 @@ def test_a_csv_run_goes_through_analyze_with_a_key_map(tmp_path, data, capsys):
     for seed in (0, 1):
         callback = DynamicsCallback(views=data[2], every=2)
         _fit(tmp_path, data, 2, [callback], CSVLogger(str(tmp_path / "logs"), name=f"seed{seed}"), seed=seed)
+    # Lightning writes the loss and the callback's values as separate lines of one step: the
+    # loader merges them, so every measurement (steps 0, 2, 4, 6 and the last, 8) is kept.
+    loaded = load_runs(tmp_path / "logs", cache_dir=None, progress=False, keys={"final/lowlabel_top1": "val_acc"})
+    measured = loaded.history.dropna(subset=["dynamics/H_R"]).groupby("run_id")["trainer/step"].apply(list)
+    assert all(steps == [0, 2, 4, 6, 8] for steps in measured), measured
     keys = tmp_path / "keys.yaml"
     keys.write_text("final/lowlabel_top1: val_acc\ntrain/loss: train_loss\n")
     out = tmp_path / "out"
