@@ -1,33 +1,6 @@
 """The claims table: one row per claim of the AdaDim paper, each with its pre-declared test.
 
-- ``ratio_accuracy``: the equilibrium H(R)/I_excess correlates with accuracy. Two orthogonal
-  parts (the Mundlak / group-mean-centring decomposition): *between* arms, Pearson r of the
-  group (method) means, Student's t with G - 2 degrees of freedom; *within* arms, Pearson r of
-  ratio and accuracy each centred on its arm's mean, over all runs (fixed arm effects: a
-  partial correlation, t with n - G - 1 degrees of freedom). Pre-declared rule: the row's p is
-  Bonferroni's min(1, 2 · min(p_within, p_between)) (the other part's p alone when one part
-  cannot be tested), and the estimate, CI and sign are those of the part with the smaller p;
-  when both parts are significant their signs must agree. Either route carries the claim
-  because the paper's statement ("the equilibrium ratio predicts accuracy") holds whether the
-  arms with a higher ratio do better or the seeds of an arm with a higher ratio do better;
-  requiring both would miss a relation that lives only across arms (the study's design
-  varies arms) or only across seeds (arm offsets unrelated to dynamics hide it between arms),
-  and the factor 2 keeps the level at alpha because the two parts are orthogonal.
-- ``optimum_H_R``, ``optimum_I_RZ_excess``: accuracy peaks at an interior equilibrium H(R)
-  (I_excess). Test: Simonsohn's two lines over the runs, random intercept per group.
-- ``coupling_early_late``: ΔH(R) and ΔI_excess are coupled beyond the noise floor early (0-30%
-  of training), and less late (70-100%) than early. Test: per run, Fisher z of both windows'
-  coupling and of the floor; both paired differences (early - floor, early - late) must be
-  positive and significant, over the runs with a random intercept per group. The floor is
-  the run's measured ``noise_floor.json`` (written at the end of training with
-  ``dynamics.noise_floor_repeats``, or by ``adadim noise-floor``) when present, else a surrogate.
-- ``method_comparison``: the AdaDim arm beats every baseline arm present (VICReg, SimCLR, BYOL,
-  Barlow Twins) on accuracy; see `adadim.analysis.method_comparison` for the pre-declared test
-  (one-sided, paired by seed or Welch, Holm across the baselines, every one significant).
-
-A claim is ``supported`` only when its test rejects at ``alpha`` after Holm's correction over
-the claims and the effect has the claimed sign. The paper states the ratio's correlation
-without a direction, so ``ratio_sign=0`` accepts either sign; pass -1 or +1 to pre-declare one.
+Design notes: docs/analysis.md, "Design notes: claims_table".
 """
 
 from __future__ import annotations

@@ -1,22 +1,6 @@
 """Runs from other trainers: Lightning CSV logs, and the key map that names foreign keys.
 
-A Lightning run measured by ``adadim.training.callbacks.DynamicsCallback`` logs the
-``dynamics/`` keys with ``trainer/step`` through its loggers. Its W&B offline files are read by
-the W&B reader (``loading.parse_wandb_files``); its ``CSVLogger`` folder (``metrics.csv``, and
-``hparams.yaml`` when the module saved hyperparameters) is read here. Rows logged at one step
-by separate calls are merged into one row per step, and the summary of a CSV run is the last
-logged value of each column (CSV logs have no summary of their own).
-
-The key map names the keys a foreign trainer logs under its own names, as
-``{our key: their key}`` (a dict, or a YAML file for ``adadim analyze --keys``)::
-
-    final/lowlabel_top1: val_acc   # the accuracy the claims correlate with
-    train/loss: train_loss
-    dynamics/erank_Z: rankme       # stable-pretraining's RankMe
-
-Each mapped key is renamed in the run's history and summary, and the run records the foreign
-name (``key_map/<our key>``), so the claims table can name the key it used. A run that lacks a
-mapped key is skipped with that reason.
+Design notes: docs/own-trainer.md, "Design notes: foreign".
 """
 
 from __future__ import annotations

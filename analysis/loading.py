@@ -1,21 +1,6 @@
 """`load_runs(source)`: local run directories, W&B offline files, or a W&B project.
 
-Sources:
-- a local runs root (run folders at any depth below it, `adadim.analysis.discovery`), or one run directory;
-- W&B offline run folders or ``.wandb`` files (from our trainer or from any code), or a folder
-  holding them; read without a server (see `adadim.analysis.wandb_file`). Several offline folders of
-  one run id (a resumed run) merge, the later file winning for replayed steps;
-- ``entity/project``: the W&B API (`wandb.Api().runs(...)`, full history via
-  ``scan_history``), with W&B's own ``filters``.
-
-A run's id comes from its own files (``summary.json``'s ``run_id``, else ``config.yaml``'s
-``run.id``, else the folder name), so a renamed folder is still the same run; when several
-folders hold one run id (a copied run), one is kept by a fixed rule (`drop_duplicates`).
-
-Parsed runs are cached as Parquet (see `adadim.analysis.run_cache`); a reload re-parses only
-runs whose files changed. Bad runs (unfinished, corrupt, binary, empty, missing keys, NaN
-losses, a config that is not a mapping, anything that raises while one run is read) are
-skipped with a one-line reason each, and the rest still load.
+Design notes: docs/analysis.md, "Design notes: loading".
 """
 
 from __future__ import annotations

@@ -1,21 +1,7 @@
 """The Parquet cache of parsed runs: one file per run, and a manifest of the files each run was
 parsed from (path, size, mtime; for W&B runs their state, last step and heartbeat).
 
-Where it lives (`cache_location`):
-- ``"auto"``: ``<source>/.adadim-cache`` beside local runs. When that cannot be written (a
-  read-only source) it moves to the user cache, ``$XDG_CACHE_HOME/adadim`` or
-  ``~/.cache/adadim``, under ``local/<source name>-<hash of its path>``; when that cannot be
-  written either there is no cache. Each move is noted. A W&B project uses
-  ``<user cache>/<entity>__<project>``.
-- a folder: that folder; it must be writable (`CacheError` otherwise);
-- ``None``: no cache (every run is parsed).
-
-An entry is used only while its run's files keep their size and modification time, and while
-its Parquet file is the one written for it (its SHA-1, and the run id in every row): another
-run's file copied over it is rebuilt, with a note.
-
-The cache only ever saves time: a write that fails halfway (a full disk) turns it off for the
-rest of the load, with a note, and the runs still load.
+Design notes: docs/analysis.md, "Design notes: run_cache".
 """
 
 from __future__ import annotations

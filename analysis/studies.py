@@ -3,26 +3,7 @@
 equilibrium, accuracy_table, ratio_accuracy, optimum, coupling (and claims, in
 `adadim.analysis.claims`).
 
-How the statistics work, and why:
-
-- **Runs cluster by group** (method). Runs of one method share that method's effect on every
-  metric, so 18 runs of 6 methods are not 18 independent points. The primary tests use a
-  linear model with a random intercept per group, fitted by REML, with Satterthwaite degrees
-  of freedom (`adadim.analysis.mixed`). Tables also show numbers that ignore the clustering,
-  in rows whose scope says so.
-- **Intervals.** Model rows: Student t with the Satterthwaite degrees of freedom. Correlations
-  of group means: Fisher's z. Rows that treat runs as independent: the percentile bootstrap
-  (scipy.stats.bootstrap, ``method="percentile"``, runs resampled in pairs). Trajectory bands:
-  t intervals across seeds.
-- **p-values.** Permutation tests (exact over all orders when there are few units), the mixed
-  model's t tests, and, for the equilibrium trend, a t test on the effective sample size
-  that autocorrelation leaves. Every table with several p-values has ``p_holm``, Holm's adjustment over
-  the table's rows.
-- **Correlations are averaged on Fisher's z scale.**
-
-The default accuracy key is ``final/lowlabel_top1``: on small data the full linear probe
-saturates for every method (even a random network), so correlating dynamics with it would
-correlate noise; the low-label probe keeps methods apart.
+Design notes: docs/analysis.md, "Design notes: studies".
 """
 
 from __future__ import annotations

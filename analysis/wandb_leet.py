@@ -1,19 +1,6 @@
 """Read an offline `.wandb` file through W&B's own reader first, our parser second.
 
-W&B's maintained reader of its transaction log is the Go core shipped in the wandb wheel;
-``wandb leet inspect --json PATH`` (wandb >= 0.31) prints every record as one JSON object per
-line. We run that core binary with the arguments that command hands it, which skips the
-Python CLI's start-up (about 0.35 s a file). Where the installed wandb has no such command
-(wandb 0.30's `leet inspect` prints text only), or the core cannot read a file cleanly (a
-corrupt record, a format it does not know), our parser (`adadim.analysis.wandb_file`) reads it
-and reports its own one-line error if it cannot either.
-
-The two readers agree value for value, type for type, on every history value
-(tests/test_wandb_readers.py), with two exceptions that W&B's JSON output forces: a *string*
-"NaN", "Infinity" or "-Infinity" comes back from W&B's reader as the float (its JSON writes
-float NaN and infinities as those strings), and an integral float in the config or summary
-(2.0) comes back as the int 2. (In history rows wandb itself stores 1.0 as 1, so both readers
-return the int.) W&B's reader sorts each record's keys; ours keeps the order logged.
+Design notes: docs/dashboards.md, "Design notes: wandb_leet".
 """
 
 from __future__ import annotations

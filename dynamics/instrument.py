@@ -1,23 +1,6 @@
 """The probe instrument: the dynamics of any model, measured on a fixed probe set.
 
-A ``ProbeInstrument`` holds two fixed views of a few images (drawn once, seeded) and a user
-function ``embed(x) -> (R, Z)``. ``measure(step)`` runs both views through ``embed`` in
-bounded-memory chunks without gradient, and returns the ``dynamics/`` keys of the metric
-registry (``adadim.dynamics.keys``), measured by a ``DynamicsMonitor``:
-
-- the two views of a chunk go through ``embed`` as one batch (view 1 then view 2), the way
-  SSL models run their two views, so BatchNorm sees the same batches as in ``adadim train``;
-- ``norm="batch"`` (default): BatchNorm layers normalize with each fixed chunk's statistics
-  (those layers alone in train mode) and their running statistics are put back afterwards, so
-  the result is a function of the weights alone; ``norm="running"``: the whole model in eval
-  mode. Every module's train/eval mode is restored either way;
-- the global random state (CPU and the device's) is saved and restored around the forward
-  pass, so dropout or a random layer inside ``embed`` draws nothing from the training's RNG;
-- with the Gaussian kernel the widths are fixed at the first measurement (median heuristic on
-  that probe) and kept in ``state_dict()`` so a resumed run continues the same curves.
-
-Every process measures the whole probe set (it is small): under DDP all ranks get the same
-numbers without communication, and one of them logs.
+Design notes: docs/own-trainer.md, "Design notes: instrument".
 """
 
 from __future__ import annotations

@@ -1,26 +1,6 @@
 """The weight controller: alpha and beta for every step.
 
-L = (1 - α) L_dim + α L_NT-Xent - s · β · I(R;Z), β = γ·α, where L_dim is VICReg (Barlow
-Twins for ``barlow``) and s = +1 maximizes the MI term (``mi_sign="maximize"``), -1
-minimizes it.
-
-AdaDim's exact α formula is unpublished (Kokilepersaud et al., arXiv 2505.12576). What the
-public reviews state: α ∈ [0, 1] comes from the effective rank of Z, computed by SVD without
-gradient every k steps; it weights NT-Xent and 1 - α weights VICReg; β = γ·α. Our
-reconstruction, every choice a switch:
-
-- α_raw = erank(Z) / min(N, D_Z) (``normalization="dim"``), or
-  log erank / log min(N, D_Z) (``normalization="log"``), on the first view's Z;
-- ``invert=True`` uses 1 - α_raw instead;
-- refreshed every ``every`` steps, smoothed as α ← m·α + (1 - m)·α_raw with ``ema``
-  (0 = no smoothing), then clipped to [alpha_min, alpha_max].
-
-The other methods: ``vicreg`` α ≡ 0, ``simclr`` α ≡ 1, ``barlow`` α ≡ 0, ``fixed`` a
-constant, ``linear``/``cosine`` schedules from alpha_start to alpha_end over training
-(the paper's ablations), and ``steer``: α from a feedback controller
-(`adadim.training.steering`) that makes the measured H(R) / I_excess(R;Z) follow a setpoint
-path; it moves only at the steps the dynamics are measured and holds in between.
-``byol`` mixes no terms (its loss is BYOL's own, `adadim.training.byol`): α and β are NaN.
+Design notes: docs/training.md, "Design notes: controller".
 """
 
 from __future__ import annotations

@@ -1,33 +1,6 @@
 """Datasets, two-view augmentation presets, and a resumable, rank-aware batch order.
 
-- ``digits`` (default): scikit-learn's embedded 8×8 digits, no download, split into train
-  and test by a stratified split seeded with ``data.split_seed`` (not the run seed).
-- Every dataset: ``data.val_fraction`` of the labelled training images is held out as a
-  stratified validation split (seeded by ``data.val_seed``, or ``data.split_seed`` when that is
-  null), for choosing hyperparameters without touching the test split. A different
-  ``data.val_seed`` re-draws the validation images from the same training images, so a search
-  can repeat its hold-out without moving any test image into it.
-- ``synthetic``: class prototypes plus noise, for tests.
-- ``cifar10``, ``cifar100``, ``stl10``: torchvision datasets under ``data.root``
-  (``data.download=true`` lets torchvision fetch them). STL-10 trains SSL on
-  train+unlabeled and evaluates on train/test.
-- ``imagefolder``: ``data.root/train/<class>/*`` and ``data.root/val/<class>/*`` (or ``test``),
-  the ImageNet-100/1K layout.
-
-Two ways to augment, chosen by ``data.augment_on``:
-
-- ``device`` (default): the training loader yields un-augmented image batches ``(x, labels)``
-  (`training_dataset`, `train_loader`); the trainer draws both views of the whole batch on its
-  device with the `BatchAugmenter` of `build_augmenter`, seeded by (run seed, step, rank).
-  In-memory data (digits, synthetic, CIFAR, STL-10) is fetched a batch at a time by tensor
-  indexing; image folders are decoded per image and resized deterministically (shorter side
-  to the image size, then a centre crop), so that their batches stack.
-- ``loader``: today's per-sample torchvision v2 transforms (`two_view_transform`) run in the
-  DataLoader (`TwoViews`), for data that cannot be batched before its random crop.
-  Each sample's two views are drawn under an RNG seeded by (run seed, epoch, sample index),
-  so results do not depend on worker count or rank layout.
-
-Either way a run resumed mid-epoch sees exactly the views it would have seen.
+Design notes: docs/training.md, "Design notes: data".
 """
 
 from __future__ import annotations

@@ -1,19 +1,6 @@
 """Evaluation of the frozen representation R: kNN, weighted kNN, full and low-label probes.
 
-- kNN top-1: cosine similarity to the labelled training features, majority vote over the
-  k nearest (ties go to the class with the larger summed similarity).
-- Weighted kNN top-1 (Wu et al., "Unsupervised feature learning via non-parametric instance
-  discrimination", CVPR 2018, the usual SSL monitor): the k = 200 nearest by cosine
-  similarity s vote with weight exp(s / T), T = 0.07.
-- Linear probe: a linear classifier on standardized frozen features (mean and std of all
-  training features), trained with AdamW (lr 1e-2, weight decay 1e-4, batch 256, cosine
-  schedule) for a fixed number of epochs under its own seed.
-- Low-label probe: the same probe trained on k labelled images per class, averaged over a
-  fixed set of draws. The draws depend only on the labels, k, the draw number and the
-  evaluation seed, never on the run, so every run and method sees the same draws and
-  comparisons can be paired. Features are standardized with the statistics of all training
-  features (no labels are used for that). On small data the full probe saturates even for a
-  random network; the low-label probe keeps methods apart.
+Design notes: docs/training.md, "Design notes: evaluation".
 """
 
 from __future__ import annotations

@@ -2,19 +2,7 @@
 ``train_step`` does one optimizer step, and ``train`` is the loop with its bookkeeping
 (dynamics, evaluation, logging, checkpoints, stopping).
 
-Per step: two views -> backbone -> R -> projector -> Z; the controller sets α and β; the
-AdaDim objective (training/losses/adadim.py) is back-propagated with the online probe's
-cross-entropy on the detached R (which never reaches the backbone). Every
-``dynamics.every`` steps the monitor measures the fixed probe set (or, with
-``dynamics.source=batch``, that step's own batch) and the gradient shares of the loss terms
-are measured on the step's Z; for method=steer the probe-set monitor runs before the loss, so
-that it can set that step's α from the ratio it measured. At the end the evaluation protocol
-scores the frozen backbone.
-Only rank 0 (``master_process``) logs.
-
-The host waits for the device only at log steps: the non-finite check is a device-side flag
-read there (and before every checkpoint), loss values are copied in one transfer, and
-zero-weight loss terms are computed (without gradient) only when they are logged.
+Design notes: docs/training.md, "Design notes: trainer".
 """
 
 from __future__ import annotations

@@ -1,21 +1,7 @@
 """The AdaDim objective: Kokilepersaud, Prabhushankar & AlRegib, "AdaDim: Dimensionality
 Adaptation for SSL Representational Dynamics", arXiv 2505.12576.
 
-    L = (1 - α) · L_dim + α · L_NT-Xent - s · β · I(R;Z)
-
-L_dim is VICReg (Bardes et al., ICLR 2022) or Barlow Twins (Zbontar et al., ICML 2021);
-L_NT-Xent is SimCLR's loss (Chen et al., ICML 2020); I(R;Z) is the matrix-Rényi mutual
-information of R and Z (Sanchez Giraldo et al., IEEE T-IT 2015) on both views stacked;
-s = +1 maximizes it, -1 minimizes it. α and β come from the weight controller.
-
-A term whose weight is 0 is neither computed nor back-propagated. ``log_all=True`` (at the
-trainer's log steps) computes such terms anyway, without gradient, so every term can be
-logged for every method.
-
-With ``balance`` (the ``grad`` setting of ``adadim.balance``, beyond the paper) the two main
-terms are divided by running estimates of their gradient norms with respect to Z and the sum
-is rescaled to the mixture of those norms, so α becomes the NT-Xent share of the update
-rather than a raw loss weight; it reduces to the plain objective at α = 0 and α = 1.
+Design notes: docs/training.md, "Design notes: adadim".
 """
 
 from __future__ import annotations
