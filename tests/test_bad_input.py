@@ -354,6 +354,8 @@ CASES = [
     # -- adadim train: a setting the chosen mode never reads is refused, naming its mode --------
     Case("train-alpha-without-fixed", _train("method=vicreg", "adadim.alpha=0.3"), 2,
          "adadim.alpha is read only with method=fixed, and this config has method=vicreg", absent=("{tmp}/runs",)),
+    Case("train-byol-keys-without-byol", _train("method=simclr", "byol.tau_base=0.9"), 2,
+         "byol.tau_base is read only with method=byol", absent=("{tmp}/runs",)),
     Case("train-schedule-without-schedule", _train("method=fixed", "adadim.alpha_start=0.1", "adadim.alpha_end=0.9"),
          2, "adadim.alpha_end is read only with method=linear or method=cosine", absent=("{tmp}/runs",)),
     Case("train-steer-keys-without-steer", _train("method=vicreg", "steer.kp=5", "steer.target=run"), 2,

@@ -30,6 +30,7 @@ class ReadBy:
 # Checked in order: a method that ignores the whole steer section is named before a target.
 RULES = (
     ReadBy(("steer.*",), "method", ("steer",)),
+    ReadBy(("byol.*",), "method", ("byol",)),
     ReadBy(("adadim.alpha",), "method", ("fixed",)),
     ReadBy(("adadim.alpha_start", "adadim.alpha_end"), "method", ("linear", "cosine")),
     ReadBy(
