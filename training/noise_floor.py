@@ -33,6 +33,7 @@ from .data import load_splits
 from .image_folder import DatasetError, error_line
 from .models import build_model
 from .probe import build_monitor, build_probe, probe_size
+from .run_logger import write_json_atomic
 
 FILENAME = "noise_floor.json"
 FORMAT_VERSION = 1
@@ -110,9 +111,7 @@ def floor_summary(floor: dict) -> dict:
 def write_noise_floor(run_dir: Path, floor: dict) -> Path:
     """``noise_floor.json`` in the run directory, written atomically."""
     out = run_dir / FILENAME
-    tmp = out.with_name(f".{FILENAME}.tmp")
-    tmp.write_text(json.dumps(floor, indent=2, sort_keys=True))
-    tmp.replace(out)
+    write_json_atomic(out, floor)
     return out
 
 
