@@ -167,6 +167,15 @@ IMAGES = (
 )
 
 
+def _damaged_cache(ds: Path) -> None:
+    """The training images' cache entry under {tmp}/cache, its array cut short."""
+    from adadim.training.image_cache import cached_image_folder
+
+    entry = cached_image_folder(ds / "train", ds.parent / "cache").path
+    array = entry / "images.npy"
+    array.write_bytes(array.read_bytes()[:-100])
+
+
 def _other_model_checkpoint(run_id: str | None = None, width: int = 4):
     """Run r0 under {tmp}/runs whose newest checkpoint holds another model (``width``), or the
     same model recorded as another run's (``run_id``)."""
@@ -383,8 +392,10 @@ CASES = [
     # W&B's environment decides what the user left unset; a value it cannot follow is named
     Case("train-wandb-mode-from-environment", _train("wandb.mode=null"), 2, "WANDB_MODE='sometimes' is not one of",
          env=(("WANDB_MODE", "sometimes"),), absent=("{tmp}/runs",)),
+    Case("train-image-cache-without-folder", _train("data.image_cache=false"), 2,
+         "data.image_cache is read only with data.name=imagefolder", absent=("{tmp}/runs",)),
     # -- adadim train: image folders fail in one line naming the file ---------------------------
-    # (a bad image is met when it is first decoded: here in the first training batch)
+    # (a bad image is met when the folder is decoded into the image cache, before training)
     Case("train-image-folder-empty-class", IMAGES, 2, "Found no valid file for the classes c",
          image_folder_with(lambda ds: ((ds / "train" / "c").mkdir(), (ds / "val" / "c").mkdir())),
          unchanged=("{tmp}/ds",), absent=("{tmp}/runs/img",)),
@@ -398,6 +409,9 @@ CASES = [
          image_folder_with(lambda ds: (_truncate(ds / "train" / "a" / "1.jpg"),
                                        (ds / "train" / "b" / "2.jpg").write_bytes(b"x" * 100))),
          unchanged=("{tmp}/ds",), marks=(pytest.mark.slow,)),
+    # A damaged image-cache entry is decoded again, with a note; the run trains
+    Case("train-image-folder-damaged-cache", (*IMAGES, "data.cache_dir={tmp}/cache"), 0,
+         "is damaged (", image_folder_with(_damaged_cache), unchanged=("{tmp}/ds",)),
     # -- adadim train: resuming a run whose files are damaged ---------------------------------
     Case("train-resume-checkpoint-of-another-shape", _train(), 2, "does not fit the model of",
          _other_model_checkpoint(width=4), unchanged=("{tmp}/runs/r0/checkpoints", "{tmp}/runs/r0/config.yaml")),

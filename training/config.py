@@ -29,7 +29,7 @@ from .setpoints import TARGETS
 from .steering import DIRECTIONS
 
 DATASETS = ("digits", "synthetic", "cifar10", "cifar100", "stl10", "imagefolder")
-BACKBONES = ("small_cnn", "resnet18", "resnet50")
+BACKBONES = ("small_cnn", "cifar_cnn", "resnet18", "resnet50")
 OPTIMIZERS = ("sgd", "adamw", "lars")
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -94,14 +94,19 @@ class DataConfig:
     synthetic_samples: int = 512  # images in the synthetic dataset (tests and smoke runs)
     synthetic_classes: int = 4  # classes of the synthetic dataset
     synthetic_size: int = 8  # synthetic images are 1 x size x size
-    skip_bad_images: bool = False  # imagefolder: leave out images that do not decode (counted on stderr)
+    skip_bad_images: bool = False  # image folders: leave out images that do not decode (counted on stderr)
+    # image folders (imagefolder, or cifar10/cifar100 as train/ and test/ class folders): decode
+    # images of one size under 128 px once into a uint8 cache that later runs memory-map
+    # (docs/training.md, "Data"); false: decode every image every epoch
+    image_cache: bool = True
+    cache_dir: str | None = None  # where the image cache lives (null: $XDG_CACHE_HOME/adadim/images)
 
 
 @dataclass
 class ModelConfig:
-    backbone: str = "small_cnn"  # small_cnn | resnet18 | resnet50
+    backbone: str = "small_cnn"  # small_cnn | cifar_cnn | resnet18 | resnet50
     cifar_stem: bool = True  # 3x3 stride-1 stem, no max-pool, for 32x32 images
-    width: int = 32  # small_cnn base width; R has 4x this many features
+    width: int = 32  # small_cnn / cifar_cnn base width; R has 4x / 8x this many features
     projector: list[int] = field(default_factory=lambda: [512, 512])  # hidden..., output width
 
 

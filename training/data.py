@@ -5,6 +5,7 @@ Design notes: docs/training.md, "Design notes: data".
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from torchvision.transforms import v2
 
 from .augment import BatchAugmenter
 from .config import augment_strengths
+from .image_cache import NotCacheable, cached_image_folder
 from .image_folder import BadImage, DatasetError, image_folder, read_image
 
 IMAGE_STATS = {
@@ -40,10 +42,12 @@ class Splits:
 
 
 class TensorImages(Dataset):
-    """Images held in memory as a float tensor N×C×H×W in [0, 1]."""
+    """Images held in memory as a tensor N×C×H×W: floats in [0, 1], or uint8 (a decoded image
+    folder, memory-mapped from the image cache)."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: list[str] | None = None) -> None:
         self.images, self.labels = images, labels
+        self.classes = classes if classes is not None else [str(c) for c in range(int(labels.max()) + 1)]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -90,6 +94,12 @@ def _torchvision(cfg) -> Splits:
     from torchvision import datasets
 
     root = Path(cfg.root)
+    if cfg.name in ("cifar10", "cifar100") and (root / "train").is_dir():
+        splits = _imagefolder(cfg)
+        expected = 10 if cfg.name == "cifar10" else 100
+        if splits.num_classes != expected:
+            raise DatasetError(f"{root / 'train'} holds {splits.num_classes} class folders; {cfg.name} has {expected}")
+        return splits
     if cfg.name in ("cifar10", "cifar100"):
         cls = datasets.CIFAR10 if cfg.name == "cifar10" else datasets.CIFAR100
         folder = root / ("cifar-10-batches-py" if cfg.name == "cifar10" else "cifar-100-python")
@@ -129,6 +139,20 @@ def _imagefolder(cfg) -> Splits:
             f"Found: {sorted(p.name for p in root.iterdir()) if root.is_dir() else 'no such folder'}. "
             "Lay the images out as train/<class>/* and val/<class>/* (or test/<class>/*).",
         )
+    if cfg.image_cache:
+        cache_dir = Path(cfg.cache_dir) if cfg.cache_dir is not None else None
+        try:
+            cached = [cached_image_folder(d, cache_dir, cfg.skip_bad_images) for d in (train_dir, test_dir)]
+        except NotCacheable as why:
+            print(f"adadim: {root} takes the per-image path, decoded every epoch ({why})", file=sys.stderr)
+        else:
+            train_images, test_images = (TensorImages(c.images, c.labels, c.classes) for c in cached)
+            if train_images.classes != test_images.classes:
+                raise DatasetError(f"{train_dir} and {test_dir} hold different classes")
+            size, channels = cached[0].images.shape[-1], cached[0].images.shape[1]
+            if cached[1].images.shape[1:] != cached[0].images.shape[1:]:
+                raise DatasetError(f"{train_dir} and {test_dir} hold images of different sizes")
+            return Splits(train_images, train_images, test_images, len(train_images.classes), channels, size)
     train, test = image_folder(train_dir, cfg.skip_bad_images), image_folder(test_dir, cfg.skip_bad_images)
     if train.classes != test.classes:
         raise DatasetError(f"{train_dir} and {test_dir} hold different classes")
@@ -331,12 +355,12 @@ class BatchedImages(Dataset):
         return self.images[rows].contiguous(), self.labels[rows]
 
 
-def _in_memory(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+def in_memory_images(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """(images N×C×H×W, labels, rows) of a dataset whose images sit in one array, else None."""
     from torchvision import datasets
 
     if isinstance(dataset, torch.utils.data.Subset):
-        parent = _in_memory(dataset.dataset)
+        parent = in_memory_images(dataset.dataset)
         if parent is None:
             return None
         images, labels, rows = parent
@@ -366,7 +390,7 @@ def training_dataset(splits: Splits, cfg, seed: int) -> Dataset:
     with ``loader`` items are ``(view1, view2, label)`` (`TwoViews`)."""
     if cfg.augment_on == "loader":
         return TwoViews(splits.ssl_train, two_view_transform(cfg.name, splits.image_size), seed)
-    memory = _in_memory(splits.ssl_train)
+    memory = in_memory_images(splits.ssl_train)
     if memory is not None:
         return BatchedImages(*memory)
     return Transformed(splits.ssl_train, device_input_transform(splits.image_size))
@@ -417,16 +441,41 @@ def eval_loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoad
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
 
+class NormalizedBatches(BatchedImages):
+    """In-memory images served a batch at a time as the evaluation transform would give them:
+    uint8 scaled to [0, 1], then normalized by the dataset's mean and std (when it has them)."""
+
+    def __init__(self, images, labels, rows, mean: tuple | None, std: tuple | None) -> None:
+        super().__init__(images, labels, rows)
+        self.mean = None if mean is None else torch.tensor(mean).reshape(1, -1, 1, 1)
+        self.std = None if std is None else torch.tensor(std).reshape(1, -1, 1, 1)
+
+    def __getitems__(self, indices: list[int]):
+        x, labels = super().__getitems__(indices)
+        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        if self.mean is not None and self.std is not None:
+            x = (x - self.mean) / self.std
+        return x, labels
+
+
 def evaluation_loaders(splits: Splits, name: str, num_workers: int, batch_size: int = 512) -> dict[str, DataLoader]:
     """Loaders over the labelled train, test and (when held out) validation images, with the
-    dataset's evaluation transform."""
+    dataset's evaluation transform: whole batches at once for images held in memory at their
+    training size, else image by image."""
     transform = eval_transform(name, splits.image_size)
     named = {"train": splits.labeled_train, "test": splits.test, "val": splits.val}
-    return {
-        split: eval_loader(Transformed(dataset, transform), batch_size, num_workers)
-        for split, dataset in named.items()
-        if dataset is not None
-    }
+    loaders = {}
+    for split, dataset in named.items():
+        if dataset is None:
+            continue
+        memory = in_memory_images(dataset)
+        if memory is not None and splits.image_size < 128:  # no resize in the evaluation transform
+            mean, std = IMAGE_STATS.get(name, (None, None)) if transform is not None else (None, None)
+            batched = NormalizedBatches(*memory, mean, std)
+            loaders[split] = DataLoader(batched, batch_size=batch_size, num_workers=num_workers, collate_fn=_keep_batch)
+        else:
+            loaders[split] = eval_loader(Transformed(dataset, transform), batch_size, num_workers)
+    return loaders
 
 
 __all__ = [
@@ -435,6 +484,7 @@ __all__ = [
     "DatasetError",
     "DatasetNotFound",
     "GlobalBatchSampler",
+    "NormalizedBatches",
     "Splits",
     "Transformed",
     "TwoViews",
@@ -442,6 +492,7 @@ __all__ = [
     "build_augmenter",
     "device_input_transform",
     "eval_transform",
+    "in_memory_images",
     "load_splits",
     "train_loader",
     "training_dataset",

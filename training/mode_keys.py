@@ -43,7 +43,12 @@ RULES = (
     ReadBy(("steer.start", "steer.end"), "steer.target", ("linear", "cosine")),
     ReadBy(("steer.target_run", "steer.smooth"), "steer.target", ("run",)),
     ReadBy(("steer.identify_steps", "steer.identify_delta"), "steer.direction", ("auto",)),
-    ReadBy(("data.skip_bad_images",), "data.name", ("imagefolder",)),
+    # Image folders: data.name=imagefolder, or cifar10/cifar100 laid out as class folders.
+    ReadBy(
+        ("data.skip_bad_images", "data.image_cache", "data.cache_dir"),
+        "data.name",
+        ("imagefolder", "cifar10", "cifar100"),
+    ),
 )
 
 # A key that names its mode when the user left the mode unset.
