@@ -19,7 +19,9 @@ def add_train_parser(commands, name: str = "train", help_text: str = "") -> None
         description="Train one run. Overrides are OmegaConf key=value pairs, e.g. method=simclr optim.epochs=50.",
     )
     train.add_argument(
-        "--config", default="digits", help="a YAML file, or a bundled config name: digits (default), cifar10-resnet18"
+        "--config",
+        default="digits",
+        help="a YAML file, or a bundled config name: digits (default), cifar10-cpu, cifar10-resnet18",
     )
     train.add_argument("overrides", nargs="*", help="key=value config overrides")
 

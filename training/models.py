@@ -2,6 +2,10 @@
 
 - ``small_cnn``: three 3×3 conv-BN-ReLU stages with one 2×2 max-pool and a global average
   pool, for the 8×8 digits; R has 4·width features.
+- ``cifar_cnn``: five 3×3 conv-BN-ReLU layers for 32×32 images on a CPU: a stride-2 stem,
+  then stages at 16, 8 and 4 px joined by 2×2 max-pools, and a global average pool; R has
+  8·width features. The stem's stride quarters the cost of every later layer
+  (results/recipe-cifar10-cpu/).
 - ``resnet18`` / ``resnet50``: torchvision models with no pretrained weights and the
   classifier removed (R has 512 / 2048 features). ``cifar_stem`` swaps the 7×7 stride-2 stem
   and max-pool for a 3×3 stride-1 conv, the usual recipe for 32×32 images.
@@ -20,8 +24,8 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
-def _conv_block(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+def _conv_block(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
 class SmallCNN(nn.Module):
@@ -36,6 +40,26 @@ class SmallCNN(nn.Module):
             nn.Flatten(),
         )
         self.out_dim = 4 * width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+class CifarCNN(nn.Module):
+    def __init__(self, in_channels: int = 3, width: int = 24) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            *_conv_block(in_channels, width, stride=2),
+            *_conv_block(width, 2 * width),
+            nn.MaxPool2d(2),
+            *_conv_block(2 * width, 4 * width),
+            *_conv_block(4 * width, 4 * width),
+            nn.MaxPool2d(2),
+            *_conv_block(4 * width, 8 * width),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.out_dim = 8 * width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -58,6 +82,8 @@ def resnet(name: str, in_channels: int = 3, cifar_stem: bool = True) -> nn.Modul
 def build_backbone(name: str, in_channels: int, width: int = 32, cifar_stem: bool = True) -> nn.Module:
     if name == "small_cnn":
         return SmallCNN(in_channels, width)
+    if name == "cifar_cnn":
+        return CifarCNN(in_channels, width)
     if name in ("resnet18", "resnet50"):
         return resnet(name, in_channels, cifar_stem)
     raise ValueError(f"unknown backbone {name!r}")
