@@ -1,16 +1,24 @@
 """Our trainer against a plain VICReg loop built on lightly, same data, same CNN, same wall clock.
 
+``--config digits`` (the default) or ``--config cifar10-cpu`` (which needs ``data.root=...``).
 In one process, on one device:
 
 1. ``adadim.training.trainer.train`` with the bundled digits config and ``method=vicreg``
    (its defaults otherwise). Two short calibration runs (10 and 30 epochs) measure what one more
    epoch costs and what a run pays once, and ``optim.epochs`` is set so that its training loop
    fills ``--budget`` seconds, so its learning-rate schedule completes inside the budget.
-2. A plain loop of the kind one writes from scratch: the same CNN (``adadim.training.models``)
-   with a 512-512 projector (the digits default projects 1024-512), inputs standardized, the
-   batch augmented with tensor ops (rotation ±10°, scale 0.9-1.1, shift ±1 px, Gaussian noise
-   0.1, erasing a 2-3 px patch with p 0.5), lightly's ``VICRegLoss``, AdamW (lr 1e-3, wd 1e-4)
-   at a constant rate, batch 256. It trains for exactly the wall-clock seconds the trainer's loop took.
+   With cifar10-cpu, whose epoch is long, the calibration runs are 20 and 60 optimizer steps
+   and the budget sets ``optim.max_steps`` (the schedule then completes at that step).
+2. A plain loop of the kind one writes from scratch, lightly's ``VICRegLoss``, AdamW (lr 1e-3,
+   wd 1e-4) at a constant rate, batch 256. It trains for exactly the wall-clock seconds the
+   trainer's loop took.
+   - digits: the same CNN (``adadim.training.models``) with a 512-512 projector (the digits
+     default projects 1024-512), inputs standardized, the batch augmented with tensor ops
+     (rotation ±10°, scale 0.9-1.1, shift ±1 px, Gaussian noise 0.1, erasing a 2-3 px patch
+     with p 0.5).
+   - cifar10-cpu: the config's network (cifar_cnn and its projector) and the same batched
+     augmentation (``BatchAugmenter`` with the CIFAR preset, normalized), on the same cached
+     uint8 images.
 
 Both frozen backbones (the plain loop's with its input standardization in front) are then
 scored by our evaluation protocol (``adadim.training.evaluation.evaluate_splits`` with the
@@ -21,6 +29,7 @@ trainer's heap setting (``run.retain_freed_memory``), set once for the process.
 lightly is an optional dependency: ``pip install 'adadim[bench]'``.
 
     python benchmarks/bench_peer.py [--budget 120] [--seed 0]
+    python benchmarks/bench_peer.py --config cifar10-cpu --budget 300 data.root=DATA
 """
 
 from __future__ import annotations
@@ -34,8 +43,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from adadim.training.config import load_config
-from adadim.training.data import evaluation_loaders, load_splits
+from adadim.training.config import ConfigError, load_config
+from adadim.training.data import DatasetNotFound, build_augmenter, evaluation_loaders, in_memory_images, load_splits
 from adadim.training.evaluation import evaluate_splits, extract_features
 from adadim.training.models import build_backbone, projector
 from adadim.training.runtime import retain_freed_memory
@@ -92,14 +101,24 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     return x.masked_fill(patch.unsqueeze(1), 0.0)
 
 
-def plain_loop(images: torch.Tensor, in_channels: int, budget: float, seed: int, loss_fn) -> tuple[nn.Module, dict]:
-    """Train for ``budget`` seconds; returns the frozen, standardizing backbone and its timing."""
+def plain_loop(
+    images: torch.Tensor, in_channels: int, budget: float, seed: int, loss_fn, cfg=None, augmenter=None
+) -> tuple[nn.Module, dict]:
+    """Train for ``budget`` seconds; returns the frozen backbone (standardizing its input on
+    digits) and its timing. With ``cfg`` and ``augmenter`` (cifar10-cpu): that config's network,
+    and views drawn by ``augmenter`` from the uint8 ``images``."""
     torch.manual_seed(seed)
-    backbone = build_backbone("small_cnn", in_channels, 32)
-    model = nn.Sequential(backbone, projector(backbone.out_dim, [512, 512]))
+    if cfg is None:
+        backbone = build_backbone("small_cnn", in_channels, 32)
+        model = nn.Sequential(backbone, projector(backbone.out_dim, [512, 512]))
+        mean, std = float(images.mean()), float(images.std())
+        data = (images - mean) / std
+    else:
+        backbone = build_backbone(cfg.model.backbone, in_channels, cfg.model.width, cfg.model.cifar_stem)
+        model = nn.Sequential(backbone, projector(backbone.out_dim, list(cfg.model.projector)))
+        data = images
+    model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    mean, std = float(images.mean()), float(images.std())
-    data = (images - mean) / std
     batch, steps = 256, 0
     model.train()
     started = time.perf_counter()
@@ -107,7 +126,11 @@ def plain_loop(images: torch.Tensor, in_channels: int, budget: float, seed: int,
         order = torch.randperm(len(data))
         for start in range(0, len(order) - batch + 1, batch):
             x = data[order[start : start + batch]]
-            loss = loss_fn(model(augment(x)), model(augment(x)))
+            if augmenter is None:
+                x1, x2 = augment(x), augment(x)
+            else:
+                x1, x2 = augmenter.views(x, steps)
+            loss = loss_fn(model(x1), model(x2))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -115,7 +138,8 @@ def plain_loop(images: torch.Tensor, in_channels: int, budget: float, seed: int,
             if time.perf_counter() - started >= budget:
                 break
     seconds = time.perf_counter() - started
-    return Standardized(backbone.eval(), mean, std), {
+    frozen = Standardized(backbone.eval(), mean, std) if cfg is None else backbone.eval()
+    return frozen, {
         "steps": steps,
         "seconds": seconds,
         "img_s": steps * batch / seconds,
@@ -125,25 +149,30 @@ def plain_loop(images: torch.Tensor, in_channels: int, budget: float, seed: int,
 # ---- our trainer ----------------------------------------------------------------------------
 
 
-def run_trainer(overrides: list[str], root: Path, run_id: str) -> dict:
-    cfg = load_config("digits", ["method=vicreg", *overrides, f"run.root={root}", f"run.id={run_id}"])
+# How each config's length is set to fill the budget: the key, and its two calibration values.
+LENGTH = {"digits": ("optim.epochs", 10, 30), "cifar10-cpu": ("optim.max_steps", 20, 60)}
+
+
+def run_trainer(config: str, overrides: list[str], root: Path, run_id: str) -> dict:
+    cfg = load_config(config, ["method=vicreg", *overrides, f"run.root={root}", f"run.id={run_id}"])
     return train(cfg)
 
 
-def epochs_for_budget(overrides: list[str], root: Path, budget: float, short: int = 10, long: int = 30) -> int:
-    """The epochs whose training loop fills ``budget`` seconds, from two short runs (final
-    evaluation cut down): their difference gives the cost of one more epoch, and what is left is
-    what a run pays once (warm-up, the first and last measurements). One short run would spread
-    that once-only cost over its few epochs and undershoot the budget."""
+def length_for_budget(config: str, overrides: list[str], root: Path, budget: float) -> int:
+    """The epochs (or steps) whose training loop fills ``budget`` seconds, from two short runs
+    (final evaluation cut down): their difference gives the cost of one more unit, and what is
+    left is what a run pays once (warm-up, the first and last measurements). One short run
+    would spread that once-only cost over its few units and undershoot the budget."""
+    key, short, long = LENGTH[config]
     seconds = {}
-    for epochs in (short, long):
-        quick = [*overrides, f"optim.epochs={epochs}", "eval.final_probe=false", "eval.random_init_baseline=false"]
-        seconds[epochs] = run_trainer(quick, root, f"calibration-{epochs}")["trainer/loop_seconds"]
-    per_epoch = (seconds[long] - seconds[short]) / (long - short)
-    if per_epoch <= 0:  # drift swamped the difference: charge everything per epoch
+    for length in (short, long):
+        quick = [*overrides, f"{key}={length}", "eval.final_probe=false", "eval.random_init_baseline=false"]
+        seconds[length] = run_trainer(config, quick, root, f"calibration-{length}")["trainer/loop_seconds"]
+    per_unit = (seconds[long] - seconds[short]) / (long - short)
+    if per_unit <= 0:  # drift swamped the difference: charge everything per unit
         return max(1, math.floor(budget * long / seconds[long]))
-    once = max(0.0, seconds[short] - short * per_epoch)
-    return max(1, math.floor((budget - once) / per_epoch))
+    once = max(0.0, seconds[short] - short * per_unit)
+    return max(1, math.floor((budget - once) / per_unit))
 
 
 # ---- scoring and report ---------------------------------------------------------------------
@@ -156,10 +185,8 @@ def score(network: nn.Module, cfg, splits) -> dict:
     return evaluate_splits(features, cfg.eval, full_probe=True)
 
 
-def report(rows: dict[str, dict], budget: float, epochs: int) -> None:
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; budget {budget:.0f} s; trainer epochs {epochs}"
-    )
+def report(rows: dict[str, dict], budget: float, length: str) -> None:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; budget {budget:.0f} s; trainer {length}")
     print(f"{'system':<34} {'img/s':>7} {'low-label':>10} {'kNN':>7} {'linear':>7} {'steps':>6} {'seconds':>8}")
     for name, r in rows.items():
         img_s = f"{r['img_s']:>7.0f}" if "img_s" in r else f"{'-':>7}"
@@ -174,36 +201,46 @@ def report(rows: dict[str, dict], budget: float, epochs: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", choices=sorted(LENGTH), default="digits")
     parser.add_argument("--budget", type=float, default=120.0, help="training seconds for each system")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("overrides", nargs="*", help="key=value overrides for our trainer (digits config)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides for our trainer (e.g. data.root=...)")
     args = parser.parse_args()
     # The trainer's process setting (run.retain_freed_memory), for both systems alike.
     retain_freed_memory()
     if args.budget <= 0:
         parser.error("--budget must be > 0")
     loss_class = require_lightly()
-    base = ["run.progress=false", f"run.seed={args.seed}", *args.overrides]
-    cfg = load_config("digits", ["method=vicreg", *base])
-    splits = load_splits(cfg.data)
-    if splits.in_channels != 1 or cfg.model.backbone != "small_cnn":
-        sys.exit("bench_peer.py compares on grayscale data with the small_cnn backbone")
+    base = ["run.progress=false", "wandb.mode=disabled", f"run.seed={args.seed}", *args.overrides]
+    try:
+        cfg = load_config(args.config, ["method=vicreg", *base])
+        splits = load_splits(cfg.data)
+    except (ConfigError, DatasetNotFound) as error:
+        sys.exit(f"bench_peer.py: {error}")
     with tempfile.TemporaryDirectory() as tmp:
-        epochs = epochs_for_budget(base, Path(tmp), args.budget)
-        summary = run_trainer([*base, f"optim.epochs={epochs}"], Path(tmp), "ours")
+        length = length_for_budget(args.config, base, Path(tmp), args.budget)
+        key = LENGTH[args.config][0]
+        summary = run_trainer(args.config, [*base, f"{key}={length}"], Path(tmp), "ours")
     seconds = summary["trainer/loop_seconds"]
     steps = int(summary["trainer/step"])
     ours = {k: summary[f"final/{k}"] for k in KEYS}
     ours.update(steps=steps, seconds=seconds, img_s=steps * cfg.data.batch_size / seconds)
 
-    images = torch.stack([splits.ssl_train[i][0] for i in range(len(splits.ssl_train))])
-    peer_net, peer = plain_loop(images, splits.in_channels, seconds, args.seed, loss_class())
+    if args.config == "digits":
+        images = torch.stack([splits.ssl_train[i][0] for i in range(len(splits.ssl_train))])
+        peer_net, peer = plain_loop(images, splits.in_channels, seconds, args.seed, loss_class())
+    else:
+        memory = in_memory_images(splits.ssl_train)
+        assert memory is not None, "cifar10-cpu's images are held in memory (the image cache)"
+        images = memory[0][memory[2]]
+        augmenter = build_augmenter(cfg.data, splits, args.seed, 0, "cpu")
+        peer_net, peer = plain_loop(images, splits.in_channels, seconds, args.seed, loss_class(), cfg, augmenter)
     peer.update(score(peer_net, cfg, splits))
     raw = score(nn.Flatten(), cfg, splits)
     report(
         {"adadim train method=vicreg": ours, "plain loop, lightly VICRegLoss": peer, "raw pixels": raw},
         args.budget,
-        epochs,
+        f"{key}={length}",
     )
 
 
