@@ -1,9 +1,11 @@
 """`adadim study`: the reproduction study, local sweeps followed by every analysis study.
 
-A study is four sweep files (`STUDIES`: digits, and the same on CIFAR-10), each a plain W&B sweep that can also
-run online: the six methods × 5 seeds, a fixed-α ladder, AdaDim's MI term, and AdaDim with
-gradient balancing. Their runs are analysed together, grouped by arm (the method and its
-variant): runs of one arm differ only by seed, so the arm is the unit the statistics count.
+A study is a list of sweep files (`STUDIES`), each a plain W&B sweep that can also run online.
+digits and cifar10 (ResNet-18) have four: the six methods × 5 seeds, a fixed-α ladder, AdaDim's
+MI term, and AdaDim with gradient balancing. cifar10-cpu has one: six methods × 3 seeds at the
+cifar10-cpu config, sized to about 4.5 hours on a 2-core CPU. Their runs are analysed together,
+grouped by arm (the method and its variant): runs of one arm differ only by seed, so the arm is
+the unit the statistics count.
 
 It sits in the top layer because it drives both the sweeps (which start trainer processes)
 and the analysis of their runs, and scores raw pixels with the training package's protocol.
@@ -19,6 +21,7 @@ from pathlib import Path
 
 PARTS = ("", "-alpha", "-mi", "-balance")
 STUDIES = {name: tuple(f"study-{name}{part}" for part in PARTS) for name in ("digits", "cifar10")}
+STUDIES["cifar10-cpu"] = ("study-cifar10-cpu",)
 STUDY_DIGITS = STUDIES["digits"]
 # The figures a results folder shows, from the analysis of all arms (or, for the first two, of the
 # first sweep's six methods: one line per method stays readable).
@@ -32,7 +35,8 @@ def add_parser(commands, name: str = "study", help_text: str = "") -> None:
         "--study",
         choices=sorted(STUDIES),
         default="digits",
-        help="the study whose four sweeps run: sweeps/study-digits*.yaml or sweeps/study-cifar10*.yaml",
+        help="the study whose sweeps run: sweeps/study-digits*.yaml, study-cifar10{,-alpha,-mi,-balance}.yaml, "
+        "or study-cifar10-cpu.yaml",
     )
     study.add_argument("--file", action="append", help="run these sweeps instead of --study's (repeat for several)")
     study.add_argument("--root", default="runs/sweeps")
