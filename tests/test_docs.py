@@ -58,3 +58,14 @@ def test_docs_site_builds_strictly_and_the_api_reference_lists_every_public_name
         shown = set(re.findall(rf'id="adadim\.{package}\.(\w+)"', html))
         public = set(importlib.import_module(f"adadim.{package}").__all__)
         assert public <= shown, f"adadim.{package}: not in the API reference: {sorted(public - shown)}"
+
+
+def test_the_site_home_page_is_the_readme_with_site_links():
+    sys.path.insert(0, str(REPO / "docs"))
+    try:
+        from make_index import index_text
+    finally:
+        sys.path.remove(str(REPO / "docs"))
+    expected = index_text((REPO / "README.md").read_text())
+    assert (REPO / "docs" / "index.md").read_text() == expected, "run: python docs/make_index.py"
+    assert "](docs/" not in expected and "](CHANGELOG.md)" not in expected
