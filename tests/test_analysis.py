@@ -210,6 +210,40 @@ def test_cache_reloads_only_what_changed(tmp_path, monkeypatch):
     assert (tmp_path / ".adadim-cache" / "manifest.json").is_file()
 
 
+def _csv_log(folder):
+    folder.mkdir(parents=True)
+    (folder / "metrics.csv").write_text("step,train/loss\n0,1.0\n1,0.5\n")
+    return folder
+
+
+def test_one_bounded_walk_finds_csv_logs_down_to_the_depth_limit(tmp_path):
+    from adadim.analysis.discovery import MAX_DEPTH, walk
+
+    within = _csv_log(tmp_path.joinpath(*[f"d{k}" for k in range(1, MAX_DEPTH + 1)]))
+    _csv_log(tmp_path.joinpath("deep", *[f"d{k}" for k in range(1, MAX_DEPTH + 1)]))  # one folder too deep
+    shallow = _csv_log(tmp_path / "logs" / "seed0" / "version_0")  # Lightning's layout, under logs/
+    _csv_log(tmp_path / ".git" / "x" / "version_0")  # hidden folders are not walked
+    assert walk(tmp_path).csv_logs == sorted([within, shallow])
+    loaded = load_runs(tmp_path, cache_dir=None, progress=False)
+    assert sorted(loaded.runs.index) == sorted([f"d{MAX_DEPTH - 1}-d{MAX_DEPTH}", "seed0-version_0"])
+
+
+def test_the_walk_ends_in_a_loop_of_linked_folders(tmp_path):
+    import threading
+
+    from adadim.analysis.discovery import walk
+
+    log = _csv_log(tmp_path / "src" / "name" / "version_0")
+    (tmp_path / "src" / "name" / "up").symlink_to(tmp_path / "src", target_is_directory=True)
+    (tmp_path / "src" / "again").symlink_to(tmp_path / "src", target_is_directory=True)
+    result: list = []
+    walker = threading.Thread(target=lambda: result.append(walk(tmp_path / "src")), daemon=True)
+    walker.start()
+    walker.join(timeout=60)
+    assert result, "the walk did not end"
+    assert log in result[0].csv_logs and result[0].runs == []
+
+
 def test_cache_sees_a_history_rewritten_with_its_old_size_and_time(tmp_path):
     write_run(tmp_path, "r0", planted_rows(30, constant(1.0), constant(0.5)))
     path = tmp_path / "r0" / "history.jsonl"
