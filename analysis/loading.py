@@ -21,7 +21,7 @@ from adadim.dynamics.run_format import HistoryLineError, flatten, parse_history_
 
 from . import foreign
 from .discovery import MAX_DEPTH, is_candidate, missing_history, run_key, walk
-from .run_cache import Cache, cache_location, signature
+from .run_cache import Cache, cache_location, content_check, signature
 from .runset import RunSet, empty_runset
 from .wandb_file import WandbFileError
 from .wandb_leet import read_offline_run
@@ -346,12 +346,13 @@ def _parse_cached(cache: Cache, key: str, sig: list, parse) -> tuple[dict, pd.Da
         raise BadRun(cached)
     if cached is not None:
         return cached
+    check = content_check(sig) if cache.directory is not None else None
     try:
         meta, history = parse()
     except BadRun as error:  # known-bad runs are remembered; unexpected errors are not
-        cache.put(key, sig, None, None, bad=str(error))
+        cache.put(key, sig, None, None, bad=str(error), check=check)
         raise
-    cache.put(key, sig, meta, history)
+    cache.put(key, sig, meta, history, check=check)
     return meta, history
 
 
