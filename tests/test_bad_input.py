@@ -643,8 +643,12 @@ def test_a_capped_probe_size_resumes(tmp_path, monkeypatch, capsys):
     assert run_cli(argv) == 0
     assert run_cli(argv) == 0, capsys.readouterr().err
     assert "different config" not in capsys.readouterr().err
-    saved = yaml.safe_load((tmp_path / "runs" / "r0" / "config.yaml").read_text())
+    config = tmp_path / "runs" / "r0" / "config.yaml"
+    saved = yaml.safe_load(config.read_text())
     assert saved["dynamics"]["probe_size"] == 172  # the synthetic training split's size
+    saved["dynamics"]["probe_size"] = 100000  # as versions before the cap recorded it
+    config.write_text(yaml.safe_dump(saved))
+    assert run_cli(argv) == 0, capsys.readouterr().err
     assert run_cli([*argv[:-1], "dynamics.probe_size=100"]) == 2
     assert "different config (dynamics.probe_size)" in capsys.readouterr().err
 

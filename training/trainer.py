@@ -121,14 +121,17 @@ def resolve_run_id(cfg: DictConfig, dist: Distributed) -> str:
     return broadcast_object(f"{cfg.method}-{cfg.data.name}-s{cfg.run.seed}-{stamp}", dist)
 
 
-def _check_resume_config(cfg: DictConfig, run_dir: Path) -> None:
-    """A resumed run must continue the same experiment; only presentation may change."""
+def _check_resume_config(cfg: DictConfig, run_dir: Path, available: int) -> None:
+    """A resumed run must continue the same experiment; only presentation may change.
+    ``available``: the training split's size, which caps the probe size (see `_cap_probe_size`)."""
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
     # Through the schema, so a section added after the run started (steer) reads as its
     # defaults rather than as a difference.
-    saved = cast(dict[str, Any], OmegaConf.to_container(load_saved_config(run_dir), resolve=True))
+    saved_cfg = load_saved_config(run_dir)
+    _cap_probe_size(saved_cfg, available, say=False)  # a config.yaml written before the cap was
+    saved = cast(dict[str, Any], OmegaConf.to_container(saved_cfg, resolve=True))
     now = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
     for container in (saved, now):
         for key in ("progress", "retain_freed_memory"):  # the process, not the experiment
@@ -287,9 +290,10 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
 
     torch.manual_seed(cfg.run.seed)
     splits = load_splits(cfg.data)
-    _cap_probe_size(cfg, len(splits.ssl_train), dist.master_process)  # type: ignore[arg-type]  # map-style datasets are sized
+    available = len(splits.ssl_train)  # type: ignore[arg-type]  # map-style datasets are sized
+    _cap_probe_size(cfg, available, dist.master_process)
     if cfg.run.resume:  # after the cap, which config.yaml records
-        _check_resume_config(cfg, run_dir)
+        _check_resume_config(cfg, run_dir, available)
     # channels_last on every device: oneDNN's convolutions, pooling and BatchNorm run faster in
     # it on the CPU too (results/bench/).
     model = build_model(cfg, splits.in_channels, splits.num_classes).to(device)
