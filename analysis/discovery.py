@@ -1,22 +1,34 @@
-"""Which folders under a local source are runs.
+"""Which folders under a local source are runs: ours, and Lightning CSV logs.
 
 A folder holding any of ``config.yaml``, ``summary.json`` or ``history.jsonl`` (whatever it
 is: a file, a folder, a FIFO) is a candidate run, so a run whose history is missing or is not
-a file is skipped with its reason instead of vanishing. Candidates are found at any depth
-below the source down to `MAX_DEPTH` folders (a study root holds sweep folders of trials:
-depth 2; the limit also ends a loop of linked folders). The search does not descend into a
-run, nor into hidden folders (the analysis cache), W&B's folders or a run's checkpoints and
-logs.
+a file is skipped with its reason instead of vanishing. A folder holding ``metrics.csv`` is a
+Lightning ``CSVLogger`` folder. One walk finds both, at any depth below the source down to
+`MAX_DEPTH` folders (a study root holds sweep folders of trials: depth 2; the limit also ends
+a loop of linked folders, which the walk follows). It does not descend into a run nor into
+hidden folders (the analysis cache, ``.git``); it looks for runs outside W&B's folders and
+checkpoints and logs folders, and for CSV logs in those too (Lightning's own layout is
+``logs/<name>/version_<n>``).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 RUN_FILES = ("config.yaml", "summary.json", "history.jsonl")
-MAX_DEPTH = 6  # folders below the source searched for runs
+CSV_NAME = "metrics.csv"  # the file Lightning's CSVLogger writes
+MAX_DEPTH = 6  # folders below the source searched for runs and CSV logs
 NOT_RUNS = {"wandb", "checkpoints", "logs"}
+
+
+@dataclass
+class Found:
+    """The folders one walk of a source found, each list in path order."""
+
+    runs: list[Path]  # our run folders (candidates)
+    csv_logs: list[Path]  # Lightning CSVLogger folders
 
 
 def is_candidate(folder: Path) -> bool:
@@ -26,24 +38,36 @@ def is_candidate(folder: Path) -> bool:
 
 def _searched(folder: Path) -> bool:
     name = folder.name
-    return not (name.startswith(".") or name in NOT_RUNS or name.startswith("offline-run-"))
+    return not (name in NOT_RUNS or name.startswith("offline-run-"))
+
+
+def walk(source: Path, max_depth: int = MAX_DEPTH) -> Found:
+    """Every candidate run folder and CSV log folder below ``source`` (not ``source`` itself)."""
+    runs: list[Path] = []
+    csv_logs: list[Path] = []
+    frontier = [(source, True)]  # (folder, whether runs are looked for below it)
+    for _ in range(max_depth):
+        below: list[tuple[Path, bool]] = []
+        for folder, runs_below in frontier:
+            try:
+                children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            except OSError:  # an unreadable folder holds no run we can read
+                continue
+            for child in children:
+                looks_for_runs = runs_below and _searched(child)
+                if looks_for_runs and is_candidate(child):
+                    runs.append(child)
+                    continue
+                if (child / CSV_NAME).is_file():
+                    csv_logs.append(child)
+                below.append((child, looks_for_runs))
+        frontier = below
+    return Found(sorted(runs), sorted(csv_logs))
 
 
 def candidate_run_dirs(source: Path, max_depth: int = MAX_DEPTH) -> list[Path]:
     """Every candidate run folder below ``source`` (not ``source`` itself), in path order."""
-    found: list[Path] = []
-    frontier = [source]
-    for _ in range(max_depth):
-        below: list[Path] = []
-        for folder in frontier:
-            try:
-                children = sorted(p for p in folder.iterdir() if p.is_dir() and _searched(p))
-            except OSError:  # an unreadable folder holds no run we can read
-                continue
-            for child in children:
-                (found if is_candidate(child) else below).append(child)
-        frontier = below
-    return sorted(found)
+    return walk(source, max_depth).runs
 
 
 def run_key(source: Path, run_dir: Path) -> str:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from .discovery import CSV_NAME, Found, walk
+
 KEY_MAP_PREFIX = "key_map/"
-CSV_NAME = "metrics.csv"
 CSV_STEP = "step"  # the step column CSVLogger writes
 
 
@@ -55,13 +56,14 @@ def apply_key_map(meta: dict, history: pd.DataFrame, keys: dict[str, str]) -> tu
     return meta, history
 
 
-def csv_run_dirs(source: Path) -> list[Path]:
-    """Lightning ``CSVLogger`` folders (``<name>/version_<n>/metrics.csv``) at or under ``source``."""
+def csv_run_dirs(source: Path, found: Found | None = None) -> list[Path]:
+    """Lightning ``CSVLogger`` folders (``<name>/version_<n>/metrics.csv``) at or under
+    ``source``, down to `MAX_DEPTH` folders; ``found``: the source's walk, when already made."""
     if source.is_file():
         return [source.parent] if source.name == CSV_NAME else []
     if (source / CSV_NAME).is_file():
         return [source]
-    return sorted(p.parent for p in source.rglob(CSV_NAME))
+    return (found if found is not None else walk(source)).csv_logs
 
 
 def csv_run_id(run_dir: Path) -> str:

@@ -20,8 +20,8 @@ from adadim.dynamics.keys import STEP
 from adadim.dynamics.run_format import HistoryLineError, flatten, parse_history_lines
 
 from . import foreign
-from .discovery import MAX_DEPTH, candidate_run_dirs, is_candidate, missing_history, run_key
-from .run_cache import Cache, cache_location, signature
+from .discovery import MAX_DEPTH, is_candidate, missing_history, run_key, walk
+from .run_cache import Cache, cache_location, content_check, signature
 from .runset import RunSet, empty_runset
 from .wandb_file import WandbFileError
 from .wandb_leet import read_offline_run
@@ -229,28 +229,24 @@ def run_from_api(api_run) -> tuple[dict, pd.DataFrame]:
 # ---- the entry point -----------------------------------------------------------------------
 
 
-def _local_run_dirs(source: Path) -> list[Path]:
-    """Candidate run folders at any depth below ``source`` (`adadim.analysis.discovery`)."""
-    return candidate_run_dirs(source)
-
-
 def _discover(source: Path) -> list[tuple[str, list, Callable[[], tuple[dict, pd.DataFrame]]]]:
     """(cache key, signature of its files, parser) for every run under a local path."""
     found: list[tuple[str, list, Callable[[], tuple[dict, pd.DataFrame]]]] = []
     if source.is_dir() and is_candidate(source):
         return [(source.name, signature(_local_files(source)), partial(parse_local_run, source))]
     wandb_only = source.is_file() or source.name.startswith("offline-run-") or source.name == "wandb"
-    if not wandb_only:
-        for run_dir in _local_run_dirs(source):
-            key = run_key(source, run_dir)
-            found.append((key, signature(_local_files(run_dir)), partial(parse_local_run, run_dir)))
+    # One bounded walk finds our runs and Lightning CSV logs (`adadim.analysis.discovery`).
+    walked = None if wandb_only else walk(source)
+    for run_dir in walked.runs if walked is not None else []:
+        key = run_key(source, run_dir)
+        found.append((key, signature(_local_files(run_dir)), partial(parse_local_run, run_dir)))
     if found:
         return found
     by_id: dict[str, list[Path]] = {}
     for f in _wandb_files(source):
         by_id.setdefault(_wandb_run_id(f), []).append(f)
     found = [(rid, signature(files), partial(parse_wandb_files, files, rid)) for rid, files in sorted(by_id.items())]
-    csv_dirs = [] if wandb_only else foreign.csv_run_dirs(source)
+    csv_dirs = [] if walked is None else foreign.csv_run_dirs(source, walked)
     return found + [
         (foreign.csv_run_id(d), signature(foreign.csv_files(d)), partial(parse_csv_run, d)) for d in csv_dirs
     ]
@@ -350,12 +346,13 @@ def _parse_cached(cache: Cache, key: str, sig: list, parse) -> tuple[dict, pd.Da
         raise BadRun(cached)
     if cached is not None:
         return cached
+    check = content_check(sig) if cache.directory is not None else None
     try:
         meta, history = parse()
     except BadRun as error:  # known-bad runs are remembered; unexpected errors are not
-        cache.put(key, sig, None, None, bad=str(error))
+        cache.put(key, sig, None, None, bad=str(error), check=check)
         raise
-    cache.put(key, sig, meta, history)
+    cache.put(key, sig, meta, history, check=check)
     return meta, history
 
 

@@ -1,5 +1,6 @@
 """The Parquet cache of parsed runs: one file per run, and a manifest of the files each run was
-parsed from (path, size, mtime; for W&B runs their state, last step and heartbeat).
+parsed from (path, size, mtime, ctime and content digest; for W&B runs their state, last step
+and heartbeat).
 
 Design notes: docs/analysis.md, "Design notes: run_cache".
 """
@@ -12,15 +13,22 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 # The manifest's format; a manifest of another version is ignored and the cache rebuilt. In
-# version 4 an entry's signature holds each source file's size, time and content digest, and the
-# entry records its Parquet file's digest; runs are keyed by their path below the source.
-CACHE_VERSION = 4
+# version 5 an entry's signature holds each source file's size, mtime and ctime, the entry its
+# files' content digests and when they were taken, and its Parquet file's digest; runs are keyed
+# by their path below the source.
+CACHE_VERSION = 5
+# A file whose ctime is this close to when its digest was taken may have changed again within
+# the same timestamp tick (2 s: the coarsest common file system's), so its times prove nothing.
+RACY_NS = 2_000_000_000
+# Windows reports the creation time as st_ctime: there the times never stand in for the digest.
+TRUST_CTIME = os.name != "nt"
 
 
 class CacheError(ValueError):
@@ -79,10 +87,24 @@ def cache_location(source: str | Path, is_project: bool, cache_dir, notes: list[
 
 
 def signature(files: Iterable[Path]) -> list:
-    """Each source file's path, size, modification time and content digest: an entry is reused
-    only while all of them match, so a file rewritten in place with its old size and time is
-    still seen as changed."""
-    return sorted([str(p), p.stat().st_size, p.stat().st_mtime_ns, _digest(p)] for p in files)
+    """Each source file's path, size, modification time and change time. No program can set a
+    ctime back (``os.utime`` sets it to now), so a file rewritten in place with its old size and
+    mtime still differs here; then `Cache.get` compares content digests."""
+    rows = []
+    for path in files:
+        stat = path.stat()
+        rows.append([str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns])
+    return sorted(rows)
+
+
+def content_check(sig: list) -> dict:
+    """The content digest of each file of a file signature and when it was taken, for `put`
+    (taken before the run is parsed, so a change during the parse is seen next time); empty for
+    a W&B API run, whose signature names no files."""
+    if not all(isinstance(row, list) for row in sig):
+        return {}
+    checked_ns = time.time_ns()
+    return {"contents": [_digest(Path(row[0])) for row in sig], "checked_ns": checked_ns}
 
 
 def _digest(path: Path) -> str:
@@ -120,7 +142,7 @@ class Cache:
     def get(self, key: str, sig: list):
         """(meta, history), a `str` reason for a run known to be bad, or None."""
         entry = self.manifest.get(key)
-        if self.directory is None or entry is None or entry["signature"] != sig:
+        if self.directory is None or entry is None or not _unchanged(entry, sig):
             return None
         if entry.get("bad"):
             return str(entry["bad"])
@@ -129,14 +151,24 @@ class Cache:
             history = pd.read_parquet(io.BytesIO(data))
         except Exception:  # a missing or damaged Parquet file: parse the run again
             return None
-        run_ids = set(history["run_id"].astype(str)) if "run_id" in history else set()
+        # unique() first: iterating an Arrow-backed column row by row cost seconds per 2M rows
+        run_ids = {str(v) for v in history["run_id"].unique()} if "run_id" in history else set()
         if hashlib.sha1(data).hexdigest() != entry.get("digest") or run_ids - {str(entry["meta"].get("run_id"))}:
             # Valid Parquet, but not what was written for this run (another run's file copied over it).
             self.notes.append(f"the cache entry of run {key} does not match the run it was written for; rebuilt")
             return None
         return entry["meta"], history
 
-    def put(self, key: str, sig: list, meta: dict | None, history: pd.DataFrame | None, bad: str | None = None):
+    def put(
+        self,
+        key: str,
+        sig: list,
+        meta: dict | None,
+        history: pd.DataFrame | None,
+        bad: str | None = None,
+        check: dict | None = None,
+    ):
+        """Store a parsed run; ``check``: its files' `content_check`, taken before the parse."""
         if self.directory is None:
             return
         digest = None
@@ -148,7 +180,7 @@ class Cache:
         except OSError as error:
             self._off(error)
             return
-        self.manifest[key] = {"signature": sig, "meta": _jsonable(meta), "bad": bad, "digest": digest}
+        self.manifest[key] = {"signature": sig, "meta": _jsonable(meta), "bad": bad, "digest": digest, **(check or {})}
 
     def save(self) -> None:
         if self.directory is None:
@@ -159,6 +191,37 @@ class Cache:
             tmp.replace(self.directory / "manifest.json")
         except OSError as error:
             self._off(error)
+
+
+def _unchanged(entry: dict, sig: list) -> bool:
+    """Whether an entry's run files are still the ones it was parsed from. Equal times settle it
+    when they are older than the entry's digests by more than `RACY_NS`; otherwise files of the
+    same paths and sizes are compared by content (after a touch, a chmod or a restore that keeps
+    mtimes), and an entry whose content matches takes the new times, trusted from then on."""
+    if not all(isinstance(row, list) for row in sig):
+        return entry["signature"] == sig  # a W&B API run: its state, last step and heartbeat
+    contents, old = entry.get("contents"), entry["signature"]
+    if contents is None:
+        return False
+    if old == sig and _times_settle(entry):
+        return True
+    if len(old) != len(sig) or any(a[:2] != b[:2] for a, b in zip(old, sig, strict=True)):
+        return False  # another file, or another size
+    try:
+        check = content_check(sig)
+    except OSError:
+        return False
+    if check.get("contents") != contents:
+        return False
+    entry.update(signature=sig, **check)
+    return True
+
+
+def _times_settle(entry: dict) -> bool:
+    checked_ns = entry.get("checked_ns")
+    if not TRUST_CTIME or not isinstance(checked_ns, int):
+        return False
+    return all(row[3] < checked_ns - RACY_NS for row in entry["signature"])
 
 
 def _jsonable(meta: dict | None):

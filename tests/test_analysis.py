@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -210,6 +211,40 @@ def test_cache_reloads_only_what_changed(tmp_path, monkeypatch):
     assert (tmp_path / ".adadim-cache" / "manifest.json").is_file()
 
 
+def _csv_log(folder):
+    folder.mkdir(parents=True)
+    (folder / "metrics.csv").write_text("step,train/loss\n0,1.0\n1,0.5\n")
+    return folder
+
+
+def test_one_bounded_walk_finds_csv_logs_down_to_the_depth_limit(tmp_path):
+    from adadim.analysis.discovery import MAX_DEPTH, walk
+
+    within = _csv_log(tmp_path.joinpath(*[f"d{k}" for k in range(1, MAX_DEPTH + 1)]))
+    _csv_log(tmp_path.joinpath("deep", *[f"d{k}" for k in range(1, MAX_DEPTH + 1)]))  # one folder too deep
+    shallow = _csv_log(tmp_path / "logs" / "seed0" / "version_0")  # Lightning's layout, under logs/
+    _csv_log(tmp_path / ".git" / "x" / "version_0")  # hidden folders are not walked
+    assert walk(tmp_path).csv_logs == sorted([within, shallow])
+    loaded = load_runs(tmp_path, cache_dir=None, progress=False)
+    assert sorted(loaded.runs.index) == sorted([f"d{MAX_DEPTH - 1}-d{MAX_DEPTH}", "seed0-version_0"])
+
+
+def test_the_walk_ends_in_a_loop_of_linked_folders(tmp_path):
+    import threading
+
+    from adadim.analysis.discovery import walk
+
+    log = _csv_log(tmp_path / "src" / "name" / "version_0")
+    (tmp_path / "src" / "name" / "up").symlink_to(tmp_path / "src", target_is_directory=True)
+    (tmp_path / "src" / "again").symlink_to(tmp_path / "src", target_is_directory=True)
+    result: list = []
+    walker = threading.Thread(target=lambda: result.append(walk(tmp_path / "src")), daemon=True)
+    walker.start()
+    walker.join(timeout=60)
+    assert result, "the walk did not end"
+    assert log in result[0].csv_logs and result[0].runs == []
+
+
 def test_cache_sees_a_history_rewritten_with_its_old_size_and_time(tmp_path):
     write_run(tmp_path, "r0", planted_rows(30, constant(1.0), constant(0.5)))
     path = tmp_path / "r0" / "history.jsonl"
@@ -222,6 +257,62 @@ def test_cache_sees_a_history_rewritten_with_its_old_size_and_time(tmp_path):
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     after = load_runs(tmp_path, progress=False).history["dynamics/H_R"].to_numpy()
     assert np.allclose(before, 1.0) and np.allclose(after, 2.0)
+
+
+def _settled_source(tmp_path, monkeypatch):
+    """One run loaded once, whose file times settle at once (no racy window), and a counter of
+    the content digests taken from then on."""
+    from adadim.analysis import run_cache
+
+    monkeypatch.setattr(run_cache, "RACY_NS", 0)
+    write_run(tmp_path, "r0", planted_rows(30, constant(1.0), constant(0.5)))
+    time.sleep(0.05)  # past the file system's timestamp tick
+    load_runs(tmp_path, progress=False)
+    digests: list = []
+    original = run_cache._digest
+    monkeypatch.setattr(run_cache, "_digest", lambda path: digests.append(path.name) or original(path))
+    return tmp_path / "r0" / "history.jsonl", digests
+
+
+def test_a_cache_hit_with_settled_times_reads_no_source_file(tmp_path, monkeypatch):
+    path, digests = _settled_source(tmp_path, monkeypatch)
+    calls = []
+    original = loading.parse_local_run
+    monkeypatch.setattr(loading, "parse_local_run", lambda d: calls.append(d.name) or original(d))
+    load_runs(tmp_path, progress=False)
+    assert digests == [] and calls == []
+    # New times, the same bytes (a touch, a restore that keeps mtimes): compared by content, kept
+    os.utime(path, ns=(1, 10**18))
+    load_runs(tmp_path, progress=False)
+    assert "history.jsonl" in digests and calls == []
+    digests.clear()
+    load_runs(tmp_path, progress=False)  # the entry took the new times
+    assert digests == [] and calls == []
+
+
+def test_files_changed_just_before_their_check_are_compared_by_content(tmp_path, monkeypatch):
+    """A file may change again within one timestamp tick of its digest (git's racy-clean case):
+    while its times are that young, a reload compares contents instead of trusting them."""
+    from adadim.analysis import run_cache
+
+    monkeypatch.setattr(run_cache, "RACY_NS", 10**15)  # however slow the machine, the files are young
+    write_run(tmp_path, "r0", planted_rows(30, constant(1.0), constant(0.5)))
+    load_runs(tmp_path, progress=False)
+    digests: list = []
+    original = run_cache._digest
+    monkeypatch.setattr(run_cache, "_digest", lambda path: digests.append(path.name) or original(path))
+    load_runs(tmp_path, progress=False)
+    assert sorted(digests) == ["config.yaml", "history.jsonl", "summary.json"]
+
+
+def test_a_settled_cache_sees_a_history_rewritten_with_its_old_size_and_time(tmp_path, monkeypatch):
+    path, _ = _settled_source(tmp_path, monkeypatch)
+    stat, text = path.stat(), path.read_text()
+    edited = text.replace('"dynamics/H_R": 1.0', '"dynamics/H_R": 2.0')
+    assert edited != text and len(edited) == len(text)
+    path.write_text(edited)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the ctime moves on: it cannot be set back
+    assert np.allclose(load_runs(tmp_path, progress=False).history["dynamics/H_R"].to_numpy(), 2.0)
 
 
 def test_any_failure_of_one_run_is_a_skip_with_its_reason(tmp_path, capsys):

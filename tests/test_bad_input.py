@@ -256,6 +256,7 @@ class Case:
     setup: Callable[[Path], object] = lambda tmp: None
     unchanged: tuple[str, ...] = ("{tmp}",)  # trees that must be byte-identical afterwards
     absent: tuple[str, ...] = ()  # paths that must not exist afterwards
+    contains: tuple[tuple[str, str], ...] = ()  # (file, text): the file holds the text afterwards
     read_only: str | None = None  # a folder made unwritable (for root too) during the call
     env: tuple[tuple[str, str], ...] = ()  # environment variables set for the call
     marks: tuple = field(default_factory=tuple)
@@ -386,9 +387,11 @@ CASES = [
     Case("train-steer-target-without-summary", _train("method=steer", "steer.target_run={tmp}/bare"), 2,
          "bare has no summary.json, so whether it finished is unknown", bare_target, unchanged=("{tmp}/bare",),
          absent=("{tmp}/runs/r0",)),
-    # A probe set larger than the training split holds the whole split, and says so
+    # A probe set larger than the training split (172 images) holds the whole split, says so,
+    # and config.yaml records the size used; `test_a_capped_probe_size_resumes` resumes it.
     Case("train-probe-larger-than-split", _train("dynamics.probe_size=100000"), 0,
-         "dynamics.probe_size=100000 is more than the", unchanged=(), marks=(pytest.mark.slow,)),
+         "dynamics.probe_size=100000 is more than the 172 training images; the probe set holds all of them: "
+         "dynamics.probe_size=172", unchanged=(), contains=(("{tmp}/runs/r0/config.yaml", "probe_size: 172\n"),)),
     # W&B's environment decides what the user left unset; a value it cannot follow is named
     Case("train-wandb-mode-from-environment", _train("wandb.mode=null"), 2, "WANDB_MODE='sometimes' is not one of",
          env=(("WANDB_MODE", "sometimes"),), absent=("{tmp}/runs",)),
@@ -604,6 +607,8 @@ def test_bad_input(case: Case, tmp_path, monkeypatch, capsys):
         assert snapshot(Path(fill(p))) == before[p], f"{p} changed"
     for p in case.absent:
         assert not Path(fill(p)).exists(), f"{p} was created"
+    for p, text in case.contains:
+        assert text in Path(fill(p)).read_text(), f"{p} lacks {text!r}"
     if isinstance(helper, subprocess.Popen):  # a process holding a lock: let it go
         helper.communicate(timeout=30)
 
@@ -642,6 +647,24 @@ def test_pickle_payload_is_real(tmp_path):
     pickle.loads(pickle.dumps(Pwn(target)))
     assert target.exists()
     os.remove(target)
+
+
+def test_a_capped_probe_size_resumes(tmp_path, monkeypatch, capsys):
+    """The resume check compares the capped probe size: the same command line resumes the
+    run, a probe size that is really different is refused."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", *tiny(tmp_path), "dynamics.probe_size=100000"]
+    assert run_cli(argv) == 0
+    assert run_cli(argv) == 0, capsys.readouterr().err
+    assert "different config" not in capsys.readouterr().err
+    config = tmp_path / "runs" / "r0" / "config.yaml"
+    saved = yaml.safe_load(config.read_text())
+    assert saved["dynamics"]["probe_size"] == 172  # the synthetic training split's size
+    saved["dynamics"]["probe_size"] = 100000  # as versions before the cap recorded it
+    config.write_text(yaml.safe_dump(saved))
+    assert run_cli(argv) == 0, capsys.readouterr().err
+    assert run_cli([*argv[:-1], "dynamics.probe_size=100"]) == 2
+    assert "different config (dynamics.probe_size)" in capsys.readouterr().err
 
 
 def test_a_refused_checkpoint_is_recorded_in_the_runs_summary(tmp_path, monkeypatch, capsys):

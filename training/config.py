@@ -199,7 +199,9 @@ class DynamicsConfig:
     # probe: a fixed, seeded probe set with fixed views, in eval mode (flat curves for a frozen
     # network); batch: each measured step's own training batch (mixes in batch noise).
     source: str = "probe"
-    probe_size: int | None = None  # images in the probe set; null: 1024 digits, 4096 CIFAR, 2048 others
+    # images in the probe set; null: 1024 digits, 4096 CIFAR, 2048 others; more than the training
+    # split holds is capped, and config.yaml records the cap
+    probe_size: int | None = None
     probe_batch: int = 512  # chunk size of the probe forward pass (bounds memory)
     # batch: BatchNorm uses each fixed probe chunk's statistics (running statistics are put back),
     # so a measurement depends on the weights alone; running: eval mode, BatchNorm running

@@ -37,10 +37,10 @@ def probe_size(dataset_name: str, configured: int | None, available: int) -> int
 
 def note_probe_capped(configured: int, used: int) -> None:
     """Say on stderr that the probe set is smaller than ``dynamics.probe_size`` asked (the
-    training split holds fewer images); each measurement's ``dynamics/n_samples`` records it."""
+    training split holds fewer images), and that the run records the size used."""
     print(
         f"adadim: dynamics.probe_size={configured} is more than the {used:,} training images; "
-        f"the probe set holds all {used:,} (config.yaml keeps the value asked for)",
+        f"the probe set holds all of them: dynamics.probe_size={used} (recorded in config.yaml)",
         file=sys.stderr,
     )
 

@@ -121,14 +121,17 @@ def resolve_run_id(cfg: DictConfig, dist: Distributed) -> str:
     return broadcast_object(f"{cfg.method}-{cfg.data.name}-s{cfg.run.seed}-{stamp}", dist)
 
 
-def _check_resume_config(cfg: DictConfig, run_dir: Path) -> None:
-    """A resumed run must continue the same experiment; only presentation may change."""
+def _check_resume_config(cfg: DictConfig, run_dir: Path, available: int) -> None:
+    """A resumed run must continue the same experiment; only presentation may change.
+    ``available``: the training split's size, which caps the probe size (see `_cap_probe_size`)."""
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
     # Through the schema, so a section added after the run started (steer) reads as its
     # defaults rather than as a difference.
-    saved = cast(dict[str, Any], OmegaConf.to_container(load_saved_config(run_dir), resolve=True))
+    saved_cfg = load_saved_config(run_dir)
+    _cap_probe_size(saved_cfg, available, say=False)  # a config.yaml written before the cap was
+    saved = cast(dict[str, Any], OmegaConf.to_container(saved_cfg, resolve=True))
     now = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
     for container in (saved, now):
         for key in ("progress", "retain_freed_memory"):  # the process, not the experiment
@@ -252,9 +255,7 @@ def setup(cfg: DictConfig) -> Run:
     existed = run_dir.exists()
     lock = _lock_run_dir(run_dir, dist)
     try:
-        if cfg.run.resume:
-            _check_resume_config(cfg, run_dir)
-        elif checkpoints(run_dir / "checkpoints"):
+        if not cfg.run.resume and checkpoints(run_dir / "checkpoints"):
             raise ConfigError(f"run {run_id} already has checkpoints and run.resume=false; use a new run.id")
         run = _build(cfg, dist, run_id, run_dir)
     except BaseException:
@@ -289,6 +290,10 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
 
     torch.manual_seed(cfg.run.seed)
     splits = load_splits(cfg.data)
+    available = len(splits.ssl_train)  # type: ignore[arg-type]  # map-style datasets are sized
+    _cap_probe_size(cfg, available, dist.master_process)
+    if cfg.run.resume:  # after the cap, which config.yaml records
+        _check_resume_config(cfg, run_dir, available)
     # channels_last on every device: oneDNN's convolutions, pooling and BatchNorm run faster in
     # it on the CPU too (results/bench/).
     model = build_model(cfg, splits.in_channels, splits.num_classes).to(device)
@@ -308,8 +313,6 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
     probe = None
     if cfg.dynamics.source == "probe" and (cfg.dynamics.every or alpha_from_probe(cfg)):
         size = probe_size(cfg.data.name, cfg.dynamics.probe_size, len(splits.ssl_train))  # type: ignore[arg-type]  # map-style datasets are sized
-        if dist.master_process and cfg.dynamics.probe_size is not None and size < cfg.dynamics.probe_size:
-            note_probe_capped(cfg.dynamics.probe_size, size)
         probe = build_probe(cfg.data, splits, size, cfg.dynamics.seed)
 
     optimizer = build_optimizer(model, cfg.optim, global_batch)
@@ -364,6 +367,17 @@ def _build(cfg: DictConfig, dist: Distributed, run_id: str, run_dir: Path) -> Ru
         run.logger = RunLogger(cfg, run_dir, run_id, run.start_step if resumed else None, origin)
         run.eval_loaders = evaluation_loaders(splits, cfg.data.name, cfg.data.num_workers)
     return run
+
+
+def _cap_probe_size(cfg: DictConfig, available: int, say: bool) -> None:
+    """A ``dynamics.probe_size`` above the training split's size becomes that size in ``cfg``,
+    so config.yaml and the W&B config record the probe set the run measures."""
+    asked = cfg.dynamics.probe_size
+    if asked is None or asked <= available:
+        return
+    cfg.dynamics.probe_size = probe_size(cfg.data.name, asked, available)
+    if say:
+        note_probe_capped(asked, cfg.dynamics.probe_size)
 
 
 def alpha_from_probe(cfg: DictConfig | SimpleNamespace) -> bool:
