@@ -144,11 +144,8 @@ def test_real_cifar10_jpegs_cache_equals_a_fresh_decode(tmp_path):
 def test_sigkill_then_resume_on_a_cached_image_folder_gives_the_uninterrupted_history(tmp_path):
     """The cached folder's batches and their on-device views are seeded by step: a run killed
     mid-epoch and resumed trains what the straight run trained, bit for bit."""
-    import signal
-    import subprocess
-
     from adadim.training.trainer import train
-    from trainer_helpers import REPO, cli, env, history, history_rows, tiny_overrides, untimed, wait_for
+    from trainer_helpers import cli, history, kill_after_rows_then_resume, tiny_overrides, untimed
 
     data = tmp_path / "data"
     _folder(data / "train", classes=("a", "b", "c", "d"), per_class=64)
@@ -164,13 +161,7 @@ def test_sigkill_then_resume_on_a_cached_image_folder_gives_the_uninterrupted_hi
     config = tmp_path / "folder.yaml"  # not the CLI's default digits config, whose augmentation is for digits
     config.write_text("data:\n  name: imagefolder\n")
     args = cli("train", "--config", str(config), *tiny_overrides(tmp_path, "killed", **extra))
-    proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    history_file = tmp_path / "killed" / "history.jsonl"
-    wait_for(lambda: proc.poll() is not None or history_rows(history_file) >= 40, 120, "40 rows before the kill")
-    assert proc.poll() is None, "the run ended before it could be killed; make it longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    resumed = subprocess.run(args, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
+    resumed = kill_after_rows_then_resume(args, tmp_path / "killed" / "history.jsonl")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     reference = train(load_config(str(config), tiny_overrides(tmp_path, "straight", **extra)))
     assert reference["state"] == "finished"

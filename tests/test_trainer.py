@@ -21,6 +21,7 @@ from trainer_helpers import (
     free_port,
     history,
     history_rows,
+    kill_after_rows_then_resume,
     steps_per_epoch,
     tiny_overrides,
     untimed,
@@ -182,13 +183,7 @@ def test_offline_wandb_after_sigkill_and_resume_holds_each_step_once(tmp_path):
     after the checkpoint; the resumed run's one offline folder must hold every step exactly once."""
     extra = {"optim.epochs": 30, "run.checkpoint_every_steps": 7, "wandb.mode": "offline"}
     args = cli("train", *tiny_overrides(tmp_path, "wb", **extra))
-    proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    history_file = tmp_path / "wb" / "history.jsonl"
-    wait_for(lambda: proc.poll() is not None or history_rows(history_file) >= 40, 180, "40 rows before the kill")
-    assert proc.poll() is None, "the run ended before it could be killed; make it longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    resumed = subprocess.run(args, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
+    resumed = kill_after_rows_then_resume(args, tmp_path / "wb" / "history.jsonl", timeout=180)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     folders = list((tmp_path / "wb" / "wandb").glob("offline-run-*"))
     assert len(folders) == 1, folders

@@ -114,3 +114,19 @@ def cifar_jpeg_folder(root: Path, n_train: int, n_val: int) -> Path:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(archive.extractfile(member).read())
     return root
+
+
+def kill_after_rows_then_resume(args: list[str], history_file: Path, rows: int = 40, timeout: float = 120):
+    """Start ``args`` (an `adadim train` command line), SIGKILL it once ``history_file`` holds
+    ``rows`` rows, then run the same command to the end; returns the resumed process."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for(
+        lambda: proc.poll() is not None or history_rows(history_file) >= rows, timeout, f"{rows} rows before the kill"
+    )
+    assert proc.poll() is None, "the run ended before it could be killed; make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return subprocess.run(args, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
