@@ -24,9 +24,10 @@ import torch
 
 from ._validation import KERNELS, check_features, check_order, check_positive, check_sigma, warn_alpha_renamed
 from .entropy import DEFAULT_NULL_PERMUTATIONS, autocast_off, information_terms
-from .geometry import alignment, uniformity_from_cosine
-from .kernels import median_heuristic_sigma, normalized_rows
-from .spectrum import alpha_req, effective_rank, lidar
+from .geometry import alignment_unchecked, uniformity_from_cosine
+from .gram_blocks import blocked_order2_terms
+from .kernels import feature_map, median_heuristic_sigma, normalized_rows
+from .spectrum import alpha_req, effective_rank_unchecked, lidar
 
 # One view (N×D, or N×C×H×W flattened) or several views of the same samples, stacked.
 Views = torch.Tensor | Sequence[torch.Tensor]
@@ -262,12 +263,21 @@ class DynamicsMonitor:
         r, z = torch.cat(r_views), torch.cat(z_views)
         n = r.shape[0]
         out: dict[str, torch.Tensor] = {"n_samples": torch.tensor(float(n))}
-        cosine_z = None
+        cosine_z = uniformity = None
         if groups & _INFORMATION_GROUPS:
             n_perm = s.n_permutations if "permutation_baseline" in groups else 0
             null_perm = s.null_permutations if groups & _EXCESS_GROUPS else None
-            terms = information_terms(r, z, s.order, s.kernel, s.widths, "auto", n_perm, s.seed, null_perm)
-            if s.kernel == "cosine":
+            if s.order == 2.0 and s.kernel in ("cosine", "linear") and not n_perm:
+                # No permuted copies of Ky to gather: the triangle, block by block, suffices.
+                t = s.uniformity_t if "uniformity" in groups and s.kernel == "cosine" else None
+                fx, fy = feature_map(r, s.kernel), feature_map(z, s.kernel)
+                assert fx is not None and fy is not None  # explicit-feature kernels
+                terms = blocked_order2_terms(fx, fy, t)
+            else:
+                terms = information_terms(r, z, s.order, s.kernel, s.widths, "auto", n_perm, s.seed, null_perm)
+            if "uniformity_y" in terms:
+                uniformity = terms["uniformity_y"]
+            elif s.kernel == "cosine" and "kernel_y" in terms:
                 cosine_z = terms["kernel_y"]  # the cosine kernel's K is the cosine similarity matrix
             h_r, h_z, h_rz, i_rz = (terms[k] for k in ("entropy_x", "entropy_y", "joint_entropy", "mutual_information"))
             if "entropy" in groups:
@@ -290,14 +300,18 @@ class DynamicsMonitor:
                 if n_perm:
                     out["I_RZ_perm_norm"] = terms["permuted_mutual_information"] / log_n
         if "effective_rank" in groups:
-            out.update(erank_R=effective_rank(r, s.erank_eps), erank_Z=effective_rank(z, s.erank_eps))
-        if "uniformity" in groups:
+            # The views were validated in _prepare: no second pass for finiteness.
+            eps = float(s.erank_eps)
+            out.update(erank_R=effective_rank_unchecked(r, eps), erank_Z=effective_rank_unchecked(z, eps))
+        if "uniformity" in groups and uniformity is None:
             if cosine_z is None:
                 zn = normalized_rows(z)
                 cosine_z = zn @ zn.T
-            out["uniformity_Z"] = uniformity_from_cosine(cosine_z, s.uniformity_t)
+            uniformity = uniformity_from_cosine(cosine_z, s.uniformity_t, in_place=True)  # a fresh matrix
+        if uniformity is not None:
+            out["uniformity_Z"] = uniformity
         if "alignment" in groups and len(z_views) >= 2:
-            out["alignment_Z"] = alignment(z_views[0], z_views[1], s.alignment_alpha)
+            out["alignment_Z"] = alignment_unchecked(z_views[0], z_views[1], float(s.alignment_alpha))
         if "alpha_req" in groups:
             for name, x in (("R", r), ("Z", z)):
                 exponent, r2 = alpha_req(x, s.alpha_req_range)

@@ -41,7 +41,12 @@ def effective_rank(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     variance ratios of centred data; those give different numbers.
     """
     check_features(x, "x", min_samples=1)
-    eps = check_positive(eps, "eps", allow_zero=True)
+    return effective_rank_unchecked(x, check_positive(eps, "eps", allow_zero=True))
+
+
+def effective_rank_unchecked(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """``effective_rank`` of features already validated (2-D, floating, finite), as the
+    monitor's are: the check is a pass over x."""
     with autocast_off(x.device), torch.no_grad():
         sigma = squared_singular_values(x).sqrt()
         total = sigma.sum()

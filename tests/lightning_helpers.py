@@ -7,6 +7,7 @@ from __future__ import annotations
 import lightning
 import torch
 import torch.nn.functional as F
+from adadim.training.callbacks import LossTerms
 from torch import nn
 
 
@@ -25,8 +26,9 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     return x + 0.1 * torch.randn_like(x)
 
 
-def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-    """VICReg (Bardes, Ponce & LeCun, ICLR 2022): invariance, variance and covariance terms."""
+def vicreg_terms(z1: torch.Tensor, z2: torch.Tensor) -> dict[str, torch.Tensor]:
+    """VICReg (Bardes, Ponce & LeCun, ICLR 2022): its weighted invariance, variance and
+    covariance terms; the loss is their sum."""
     invariance = F.mse_loss(z1, z2)
     variance, covariance = 0.0, 0.0
     for z in (z1, z2):
@@ -36,12 +38,15 @@ def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         cov = (z.T @ z) / (len(z) - 1)
         off = cov - torch.diag(torch.diag(cov))
         covariance = covariance + off.pow(2).sum() / z.shape[1]
-    return 25 * invariance + 25 * variance + covariance
+    return {"invariance": 25 * invariance, "variance": 25 * variance, "covariance": covariance}
 
 
 class VICReg(lightning.LightningModule):
-    def __init__(self, width: int = 16, out: int = 32) -> None:
+    """``expose_terms``: set ``loss_terms`` for DynamicsCallback's gradient shares."""
+
+    def __init__(self, width: int = 16, out: int = 32, expose_terms: bool = False) -> None:
         super().__init__()
+        self.expose_terms = expose_terms
         self.backbone = nn.Sequential(
             nn.Conv2d(1, width, 3, padding=1),
             nn.BatchNorm2d(width),
@@ -58,7 +63,11 @@ class VICReg(lightning.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, labels = batch
-        loss = vicreg_loss(self(augment(x)), self(augment(x)))
+        z1, z2 = self(augment(x)), self(augment(x))
+        terms = vicreg_terms(z1, z2)
+        loss = terms["invariance"] + terms["variance"] + terms["covariance"]
+        if self.expose_terms:
+            self.loss_terms = LossTerms(terms, (z1, z2))
         self.log("train_loss", loss)
         with torch.no_grad():  # a user's own accuracy: nearest class mean of the batch's R
             r = F.normalize(self.backbone(x), dim=1)

@@ -12,10 +12,10 @@ import torch
 from adadim.analysis import load_runs
 from adadim.cli import main
 from adadim.dynamics import InstrumentError, MonitorSettings, ProbeInstrument, draw_views
-from adadim.training.callbacks import DynamicsCallback
+from adadim.training.callbacks import DynamicsCallback, LossTerms, gradient_share_keys
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
-from lightning_helpers import VICReg, augment, digits, digits_loader, quiet_trainer
+from lightning_helpers import VICReg, augment, digits, digits_loader, quiet_trainer, vicreg_terms
 
 GAUSSIAN = MonitorSettings(kernel="gaussian")
 
@@ -93,14 +93,58 @@ def test_a_resumed_run_continues_with_the_saved_widths(tmp_path, data):
 
 
 def test_the_measurement_perturbs_nothing(tmp_path, data):
+    # Measured at every step, gradient shares included: the weights still come out the same.
     callback = DynamicsCallback(views=data[2], every=1)
-    _, with_callback = _fit(tmp_path / "a", data, 2, [callback])
-    _, without = _fit(tmp_path / "b", data, 2, [])
-    assert callback.instrument.last_step == 8
+    modules = []
+    for expose_terms in (True, False):
+        lightning.seed_everything(0, verbose=False)
+        modules.append(VICReg(expose_terms=expose_terms))
+    _, with_callback = _fit(tmp_path / "a", data, 2, [callback], module=modules[0])
+    _, without = _fit(tmp_path / "b", data, 2, [], module=modules[1])
+    assert callback.instrument.last_step == 8 and callback._shares_step == 7
     state_a, state_b = with_callback.state_dict(), without.state_dict()
     assert any("running_mean" in k for k in state_a)  # BatchNorm statistics and weights, all compared
     for key, value in state_a.items():
         assert torch.equal(value, state_b[key]), key
+
+
+def test_the_gradient_shares_of_a_modules_loss_terms_sum_to_one(tmp_path, data):
+    callback = DynamicsCallback(views=data[2], every=2)
+    lightning.seed_everything(0, verbose=False)
+    module = VICReg(expose_terms=True)
+    _fit(tmp_path, data, 2, [callback], CSVLogger(str(tmp_path / "logs"), name="shares"), module=module)
+    history = load_runs(tmp_path / "logs", progress=False, cache_dir=None).history
+    names = ("invariance", "variance", "covariance")
+    shares = history.dropna(subset=["adadim/grad_share_invariance"])
+    # Measuring steps with a batch after them: the last step (8) has no backward pass.
+    assert shares["trainer/step"].tolist() == [0, 2, 4, 6]
+    total = sum(shares[f"adadim/grad_share_{name}"] for name in names)
+    assert total.tolist() == pytest.approx([1.0] * 4, abs=1e-6)
+    for name in names:
+        assert (shares[f"adadim/grad_norm_{name}"] > 0).all(), name
+        assert shares[f"adadim/grad_share_{name}"].between(0, 1).all(), name
+    # Each share is its norm over the summed norms.
+    norms = sum(shares[f"adadim/grad_norm_{name}"] for name in names)
+    ratio = shares["adadim/grad_norm_variance"] / norms
+    assert shares["adadim/grad_share_variance"].tolist() == pytest.approx(ratio.tolist(), rel=1e-5)
+
+
+def test_the_gradient_shares_match_adadim_trains_own(data):
+    from adadim.training.losses.adadim import gradient_shares
+
+    z1, z2 = (torch.randn(16, 8, requires_grad=True) for _ in range(2))
+    terms = vicreg_terms(z1, z2)
+    values = gradient_share_keys(LossTerms(terms, (z1, z2)))
+    norms = {name: torch.tensor(values[f"adadim/grad_norm_{name}"]) for name in terms}
+    grads = torch.autograd.grad(terms["covariance"], (z1, z2), retain_graph=True)
+    covariance = torch.cat([g.flatten() for g in grads]).norm()
+    assert values["adadim/grad_norm_covariance"] == pytest.approx(float(covariance), rel=1e-5)
+    theirs = gradient_shares(norms)  # adadim train's shares of the same norms (its own terms at 0)
+    for name in terms:
+        assert values[f"adadim/grad_share_{name}"] == pytest.approx(float(theirs[name]), rel=1e-6), name
+    assert z1.grad is None and z2.grad is None
+    with pytest.raises(TypeError, match="must be a LossTerms"):
+        gradient_share_keys({"invariance": terms["invariance"]})
 
 
 def test_the_instrument_leaves_modes_statistics_and_the_rng_as_they_were(data):

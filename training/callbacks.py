@@ -12,16 +12,24 @@ Gaussian widths and the last measured step) travels in Lightning checkpoints, so
 continues the same curves. The measurement leaves the module's weights, BatchNorm statistics,
 train/eval modes and the global RNG exactly as they were.
 
+A module that exposes the named terms of its loss (``self.loss_terms = LossTerms({...}, z)`` in
+``training_step``) also gets each term's gradient norm with respect to Z and its share of their
+sum at the measuring steps, as ``adadim train`` logs them (``adadim/grad_norm_<name>``,
+``adadim/grad_share_<name>``).
+
 Lightning is an optional extra: ``pip install 'adadim[lightning]'``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from adadim.dynamics.instrument import ProbeInstrument
 from adadim.dynamics.monitor import MonitorSettings
+
+from .losses.gradient_shares import norm_shares, term_gradient_norms
 
 try:
     from lightning.pytorch.callbacks import Callback
@@ -29,6 +37,22 @@ except ImportError as error:  # the extra is not installed
     raise ImportError(
         "adadim.training.callbacks needs Lightning: pip install 'adadim[lightning]' (lightning>=2.2)"
     ) from error
+
+
+LOSS_TERMS = "loss_terms"  # the module attribute the callback reads the terms from
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """The named terms of a module's loss on the current batch, for the gradient shares.
+
+    - ``terms``: name -> scalar tensor, each term as it enters the loss (weights included),
+      still in the graph;
+    - ``z``: the tensors the gradients are taken with respect to (the batch's Z views).
+    """
+
+    terms: Mapping[str, torch.Tensor]
+    z: Sequence[torch.Tensor]
 
 
 class DynamicsCallback(Callback):
@@ -42,6 +66,9 @@ class DynamicsCallback(Callback):
       monitor's defaults less the sampled permutation baseline (``INSTRUMENT_METRICS``).
     - ``chunk``, ``norm``: images per forward pass, and "batch" (BatchNorm on each fixed chunk,
       running statistics put back) or "running" (eval mode); see ``ProbeInstrument``.
+
+    When the module's ``loss_terms`` attribute holds a ``LossTerms`` at a measuring step's
+    backward pass, the gradient norms and shares of its terms are logged at that step too.
     """
 
     def __init__(
@@ -59,6 +86,7 @@ class DynamicsCallback(Callback):
         self.views, self.every, self.embed, self.settings = views, every, embed, settings
         self.chunk, self.norm = chunk, norm
         self.instrument: ProbeInstrument | None = None
+        self._shares_step: int | None = None  # the last step whose gradient shares were logged
         self._pending_state: dict | None = None
         # Build once here, so a bad probe or setting fails before any training.
         self._build(None)
@@ -103,10 +131,16 @@ class DynamicsCallback(Callback):
         instrument = self._ready()
         if instrument.last_step == step:
             return
-        values = instrument.log(step, force=True)
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.log_metrics(values, step=step)
+        _log(trainer, instrument.log(step, force=True), step)
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        # Before backward the graph is whole: the batch's terms, at the weights of this step.
+        step = trainer.global_step
+        exposed = getattr(pl_module, LOSS_TERMS, None)
+        if exposed is None or self._shares_step == step or not self._ready().due(step):
+            return
+        self._shares_step = step  # once per step, also under gradient accumulation
+        _log(trainer, {**gradient_share_keys(exposed), "trainer/step": step}, step)
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._measure(trainer, trainer.global_step)
@@ -122,8 +156,25 @@ class DynamicsCallback(Callback):
             logger.save()
 
 
+def gradient_share_keys(exposed: LossTerms) -> dict[str, float]:
+    """``adadim/grad_norm_<name>`` and ``adadim/grad_share_<name>`` of each exposed term."""
+    if not isinstance(exposed, LossTerms) or not exposed.terms:
+        raise TypeError(f"the module's {LOSS_TERMS} must be a LossTerms of at least one term, got {exposed!r}")
+    norms = term_gradient_norms(exposed.terms, exposed.z)
+    shares = norm_shares(norms)
+    values = {f"adadim/grad_norm_{name}": float(norm) for name, norm in norms.items()}
+    values.update({f"adadim/grad_share_{name}": float(share) for name, share in shares.items()})
+    return values
+
+
+def _log(trainer, values: dict[str, float], step: int) -> None:
+    if trainer.is_global_zero:
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=step)
+
+
 def _unbound(x):
     raise RuntimeError("DynamicsCallback measured before setup bound it to a LightningModule")
 
 
-__all__ = ["DynamicsCallback"]
+__all__ = ["LOSS_TERMS", "DynamicsCallback", "LossTerms", "gradient_share_keys"]

@@ -14,6 +14,7 @@ import torch
 
 from .barlow import barlow_twins_loss
 from .distributed import gather_with_grad
+from .gradient_shares import norm_shares, term_gradient_norms
 from .mutual_information import mutual_information_term
 from .nt_xent import nt_xent_loss
 from .vicreg import VICRegTerms, vicreg_loss
@@ -141,23 +142,13 @@ def adadim_objective(
 
 
 def gradient_norms(terms: ObjectiveTerms, z_views: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """‖∂(weighted term)/∂Z‖ for each term that carries weight, Z being this rank's two views.
-
-    ``torch.autograd.grad`` with ``retain_graph`` leaves ``.grad`` untouched, so measuring
-    does not change the step that follows (bit for bit).
-    """
-    z = [v for v in z_views if v.requires_grad]
-    out = {}
-    for name, value in terms.weighted.items():
-        grads = torch.autograd.grad(value, z, retain_graph=True, allow_unused=True)
-        squares = [g.float().pow(2).sum() for g in grads if g is not None]
-        out[name] = torch.stack(squares).sum().sqrt() if squares else torch.zeros((), device=value.device)
-    return out
+    """‖∂(weighted term)/∂Z‖ for each term that carries weight, Z being this rank's two views."""
+    return term_gradient_norms(terms.weighted, z_views)
 
 
 def gradient_shares(norms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Each weighted term's share of the summed gradient norms; terms without weight get 0.
     A term beyond the objective's own (method=byol's ``byol``) gets its share too."""
-    total = torch.stack(list(norms.values())).sum().clamp_min(1e-30)
-    zero = torch.zeros_like(total)
-    return {name: norms[name] / total if name in norms else zero for name in dict.fromkeys((*TERMS, *norms))}
+    shares = norm_shares(norms)
+    zero = torch.zeros_like(next(iter(shares.values())))
+    return {name: shares.get(name, zero) for name in dict.fromkeys((*TERMS, *norms))}
