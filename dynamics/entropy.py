@@ -327,7 +327,7 @@ def information_terms(
         s_b = _entropy_of_input(y, order, kernel, method, gram=b, sigma=sigma_y)
         s_ab = entropy_of_gram(hadamard_normalized(a, b), order, method)
         joints = [entropy_of_gram(hadamard_normalized(a, b[p][:, p]), order, method) for p in perms]
-        permuted = torch.stack(joints) if joints else torch.empty(0, dtype=s_ab.dtype)
+        permuted = torch.stack(joints) if joints else torch.empty(0, dtype=s_ab.dtype, device=s_ab.device)
         if closed_form:
             s_null = null_joint_entropy_order2(a, b).to(s_ab.dtype)
     i = s_a + s_b - s_ab
@@ -339,7 +339,7 @@ def information_terms(
         "kernel_y": ky,
     }
     # S(πBπᵀ) = S(B): only the joint entropy changes under a permutation.
-    permuted_mi = s_a + s_b - permuted.to(s_ab.dtype)
+    permuted_mi = s_a + s_b - permuted.to(s_ab)  # dtype and device of the entropies
     if n_permutations > 0:
         out["permuted_mutual_information"] = permuted_mi[: int(n_permutations)].mean()
     if want_excess:

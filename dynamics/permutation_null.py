@@ -79,7 +79,9 @@ def order2_entropies(
 
     # Two index_selects gather πBπᵀ about 3x faster than one 2-D advanced index on the CPU.
     permuted = [permuted_joint(p) for p in perms]
-    out: dict[str, torch.Tensor] = {"permuted": torch.stack(permuted) if permuted else torch.empty(0, dtype=kx.dtype)}
+    out: dict[str, torch.Tensor] = {
+        "permuted": torch.stack(permuted) if permuted else torch.empty(0, dtype=kx.dtype, device=kx.device)
+    }
     joint = (kx_sq.mul_(ky_sq) if in_place else kx_sq * ky_sq).sum()
     out["entropy_x"] = -torch.log(frob_x / trace_x**2)
     out["entropy_y"] = -torch.log(frob_y / trace_y**2)
