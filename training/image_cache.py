@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from filelock import FileLock
 
-from .image_folder import BadImage, DatasetError, image_folder, read_image
+from .image_folder import BadImage, DatasetError, image_folder, note_skipped, read_image
 
 CACHE_VERSION = 1
 MAX_CACHED_SIZE = 127  # larger images take the per-image path (resized to 224 for the ImageNet recipe)
@@ -81,7 +81,7 @@ def _decode(samples: list[tuple[str, int]], skip_bad_images: bool) -> tuple[np.n
         except BadImage as error:
             if not skip_bad_images:
                 raise
-            skipped.append((path, str(error).split(" cannot be read (", 1)[-1].split("); replace", 1)[0]))
+            skipped.append((path, error.reason))
             continue
         if images is None:
             height, width, channels = pixels.shape
@@ -129,16 +129,6 @@ def _load(entry: Path, key: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
     return torch.from_numpy(images), torch.from_numpy(labels), meta
 
 
-def _note_skipped(folder: Path, skipped: list, total: int) -> None:
-    if skipped:
-        path, why = skipped[0]
-        print(
-            f"adadim: skipped {len(skipped)} unreadable image(s) of {total} in {folder} "
-            f"(data.skip_bad_images=true); the first: {path} ({why})",
-            file=sys.stderr,
-        )
-
-
 def cached_image_folder(folder: Path, cache_dir: Path | None = None, skip_bad_images: bool = False) -> CachedFolder:
     """``folder/<class>/<image>`` as uint8 tensors, decoded once and cached under ``cache_dir``
     (default `default_cache_dir`). Images are listed and labelled as torchvision's `ImageFolder`
@@ -157,10 +147,10 @@ def cached_image_folder(folder: Path, cache_dir: Path | None = None, skip_bad_im
             except ValueError as why:
                 print(f"adadim: image cache {entry} is damaged ({why}); decoding {folder} again", file=sys.stderr)
             else:
-                _note_skipped(folder, [tuple(s) for s in meta["skipped"]], len(samples))
+                note_skipped(folder, [tuple(s) for s in meta["skipped"]], len(samples))
                 return CachedFolder(images, labels, list(meta["classes"]), entry, built=False)
         decoded, label_array, skipped = _decode(samples, skip_bad_images)
-        _note_skipped(folder, skipped, len(samples))
+        note_skipped(folder, skipped, len(samples))
         kept_labels = set(label_array.tolist())
         empty = [name for i, name in enumerate(listing.classes) if i not in kept_labels]
         if empty:

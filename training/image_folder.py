@@ -19,7 +19,11 @@ class DatasetError(ValueError):
 
 
 class BadImage(DatasetError):
-    """One image file that cannot be decoded."""
+    """One image file that cannot be decoded; ``reason`` says why in a few words."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _reason(error: Exception) -> str:
@@ -35,9 +39,11 @@ def read_image(path: str | Path) -> Image.Image:
             image = Image.open(handle)
             return image.convert("RGB")  # decodes every pixel: a truncated file fails here
     except (OSError, ValueError, Image.DecompressionBombError) as error:
+        reason = _reason(error)
         raise BadImage(
-            f"image {path} cannot be read ({_reason(error)}); replace or remove it, "
-            "or set data.skip_bad_images=true to leave unreadable images out"
+            f"image {path} cannot be read ({reason}); replace or remove it, "
+            "or set data.skip_bad_images=true to leave unreadable images out",
+            reason,
         ) from None
 
 
@@ -46,8 +52,20 @@ def _readable(path: str) -> str | None:
     try:
         read_image(path)
     except BadImage as error:
-        return str(error).split(" cannot be read (", 1)[1].split("); replace", 1)[0]
+        return error.reason
     return None
+
+
+def note_skipped(folder: Path, skipped: list, total: int) -> None:
+    """Say on stderr how many of ``total`` images in ``folder`` were left out as unreadable
+    (``skipped``: (path, reason) pairs), naming the first."""
+    if skipped:
+        path, why = skipped[0]
+        print(
+            f"adadim: skipped {len(skipped)} unreadable image(s) of {total} in {folder} "
+            f"(data.skip_bad_images=true); the first: {path} ({why})",
+            file=sys.stderr,
+        )
 
 
 def image_folder(folder: Path, skip_bad_images: bool = False):
@@ -64,14 +82,11 @@ def image_folder(folder: Path, skip_bad_images: bool = False):
         bad = [(path, why) for path, _ in dataset.samples if (why := _readable(path)) is not None]
         if bad:
             skipped = {path for path, _ in bad}
+            total = len(dataset.samples)
             dataset.samples = [s for s in dataset.samples if s[0] not in skipped]
             dataset.imgs = dataset.samples
             dataset.targets = [label for _, label in dataset.samples]
-            print(
-                f"adadim: skipped {len(bad)} unreadable image(s) of {len(bad) + len(dataset.samples)} in {folder} "
-                f"(data.skip_bad_images=true); the first: {bad[0][0]} ({bad[0][1]})",
-                file=sys.stderr,
-            )
+            note_skipped(folder, bad, total)
         empty = sorted(set(range(len(dataset.classes))) - set(dataset.targets))
         if empty:
             names = ", ".join(dataset.classes[i] for i in empty)
