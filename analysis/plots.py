@@ -53,15 +53,18 @@ def plot_trajectories(
     cols = min(3, len(metrics))
     rows = int(np.ceil(len(metrics) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.1 * rows), squeeze=False)
+    # One colour per group across every panel: a group without some metric (BYOL has no α) must
+    # not shift the others' colours on that panel.
+    groups = sorted(traj[by].dropna().unique(), key=str)
+    palette = sns.color_palette(n_colors=len(groups))
+    colours = {group: palette[i] for i, group in enumerate(groups)}
     for ax, metric in zip(axes.flat, metrics, strict=False):
         part = traj[traj["metric"] == metric]
-        colours = {}
         for group, g in part.groupby(by):
             g = g.sort_values("x")
-            (line,) = ax.plot(g["x"], g["mean"], label=str(group))
-            colours[group] = line.get_color()
+            ax.plot(g["x"], g["mean"], label=str(group), color=colours[group])
             if g["ci_low"].notna().any():
-                ax.fill_between(g["x"], g["ci_low"], g["ci_high"], alpha=0.25, linewidth=0)
+                ax.fill_between(g["x"], g["ci_low"], g["ci_high"], alpha=0.25, linewidth=0, color=colours[group])
         for key in (k for k, host in overlaid.items() if host == metric):
             for group, g in traj[traj["metric"] == key].groupby(by):
                 g = g.sort_values("x")
@@ -77,8 +80,9 @@ def plot_trajectories(
             ax.set_xscale("symlog", linthresh=1)
     for ax in axes.flat[len(metrics) :]:
         ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(6, len(labels)), frameon=False, bbox_to_anchor=(0.5, 1.02))
+    handles = [plt.Line2D([], [], color=colours[group], label=str(group)) for group in groups]
+    ncol = min(6, len(handles))
+    fig.legend(handles=handles, loc="upper center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 1.02))
     sns.despine(fig)
     fig.tight_layout()
     _save(fig, out, name)

@@ -156,6 +156,31 @@ def test_the_trajectories_figure_draws_the_steer_setpoint_over_the_ratio(tmp_pat
     assert not [line for line in by_label[plots.label("dynamics/H_R")].get_lines() if line.get_linestyle() == "--"]
 
 
+def test_a_group_keeps_its_colour_on_panels_where_another_group_is_missing(tmp_path, monkeypatch):
+    """BYOL logs no α: the α panel has one group fewer, and the others must keep their colours."""
+    from adadim.analysis import plots
+    from matplotlib.colors import to_hex
+
+    alpha = planted_rows(40, constant(1.0), constant(0.5), every=4)
+    rows = [{k: v for k, v in r.items() if k != "adadim/alpha"} for r in alpha]
+    write_run(tmp_path / "runs", "a", rows, config={"method": "byol", "run": {"seed": 0}})
+    write_run(tmp_path / "runs", "b", alpha, config={"method": "fixed", "run": {"seed": 0}})
+    write_run(tmp_path / "runs", "c", alpha, config={"method": "vicreg", "run": {"seed": 0}})
+    traj = trajectories(load_runs(tmp_path / "runs", progress=False, cache_dir=None), ["adadim/alpha", "dynamics/H_R"])
+    saved = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, out, name: saved.setdefault("fig", fig))
+    plots.plot_trajectories(traj, tmp_path / "figures")
+    fig = saved["fig"]
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    colour = [{line.get_label(): to_hex(line.get_color()) for line in ax.get_lines()} for ax in panels]
+    assert sorted(len(c) for c in colour) == [2, 3]
+    full, short = sorted(colour, key=len, reverse=True)
+    assert all(full[group] == short[group] for group in short)
+    entries = zip(fig.legends[0].get_texts(), fig.legends[0].legend_handles, strict=True)
+    legend = {text.get_text(): to_hex(handle.get_color()) for text, handle in entries}
+    assert legend == full
+
+
 # ---- loading: bad runs, caching, W&B -------------------------------------------------------
 
 
