@@ -29,6 +29,10 @@ BUNDLED = [
     "study-cifar10-balance",
     "study-digits-length",
     "steer-digits",
+    "recipe-byol-digits",
+    "recipe-cifar10-cpu",
+    "study-cifar10-cpu",
+    "study-cifar10-cpu-alpha",
 ]
 # Trials run as ordinary runs: W&B stays in its default offline mode.
 TINY = [
@@ -69,8 +73,8 @@ def test_the_digits_study_covers_every_arm_the_study_asks_for():
 
     trials = {name: grid_trials(load_sweep(name)) for name in STUDY_DIGITS}
     methods = trials["study-digits"]
-    assert {t["method"] for t in methods} == {"vicreg", "simclr", "fixed", "linear", "cosine", "adadim"}
-    assert {t["run.seed"] for t in methods} == set(range(5)) and len(methods) == 30
+    assert {t["method"] for t in methods} == {"vicreg", "simclr", "fixed", "linear", "cosine", "adadim", "byol"}
+    assert {t["run.seed"] for t in methods} == set(range(5)) and len(methods) == 35
     ladder = trials["study-digits-alpha"]
     # alpha = 0, 0.5, 1 are part 1's VICReg, fixed and SimCLR runs: not run twice.
     assert sorted({t["adadim.alpha"] for t in ladder}) == [0.1, 0.25, 0.75, 0.9] and len(ladder) == 12
