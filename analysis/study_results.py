@@ -32,8 +32,8 @@ SCORES = (
     ("knn_top1", "kNN"),
     ("knn_weighted_top1", "weighted kNN"),
 )
-# The order arms are printed in: the six methods, then their variants.
-METHOD_ORDER = ("vicreg", "simclr", "fixed", "linear", "cosine", "adadim", "steer")
+# The order arms are printed in: the methods, each followed by its variants.
+METHOD_ORDER = ("vicreg", "simclr", "barlow", "byol", "fixed", "linear", "cosine", "adadim", "steer")
 ALPHA = "adadim/alpha"
 NT_XENT_SHARE = "adadim/grad_share_nt_xent"
 DIMENSION_SHARE = "adadim/grad_share_dimension"
