@@ -56,7 +56,8 @@ def plot_trajectories(
     # One colour per group across every panel: a group without some metric (BYOL has no α) must
     # not shift the others' colours on that panel.
     groups = sorted(traj[by].dropna().unique(), key=str)
-    palette = sns.color_palette(n_colors=len(groups))
+    # The theme's palette has 10 colours; more groups get evenly spaced hues, none repeated.
+    palette = sns.color_palette(n_colors=len(groups)) if len(groups) <= 10 else sns.color_palette("husl", len(groups))
     colours = {group: palette[i] for i, group in enumerate(groups)}
     for ax, metric in zip(axes.flat, metrics, strict=False):
         part = traj[traj["metric"] == metric]

@@ -3,8 +3,8 @@ results folders `adadim study --results` wrote, so a page that compares datasets
 copies of files, never numbers typed by hand.
 
 - ``accuracy.md``: one score (the low-label probe by default) per representation: raw pixels,
-  the random-init CNN and every plain method (a method without a variant, and fixed α = 0.5),
-  as ``mean ± std (runs)``; ``–`` where a study has no such arm.
+  the random-init CNN (with its seed count) and every plain method (a method without a variant,
+  and fixed α = 0.5), as ``mean ± std (runs)``; ``–`` where a study has no such arm.
 - ``claims.md``: per claim, whether it is supported, its Holm-corrected p and its estimate in
   each study, and a last column that says where the verdict differs.
 
@@ -15,6 +15,7 @@ copies of files, never numbers typed by hand.
 from __future__ import annotations
 
 import argparse
+import html
 import re
 import sys
 from pathlib import Path
@@ -32,13 +33,19 @@ class TableError(ValueError):
 
 
 def read_table(path: Path) -> list[dict[str, str]]:
-    """The rows of a Markdown pipe table, as {header: cell}; cells keep their Markdown text."""
-    lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    """The rows of a Markdown pipe table, as {header: cell}. Each cell is read back to its text and
+    written again with `markdown_cell`, so a cell is inert HTML however its file was written."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TableError(f"{path}: not UTF-8 text") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) < 2 or not lines[0].startswith("|") or not set(lines[1]) <= set("|-: "):
         raise TableError(f"{path}: not a Markdown table (a header row, then a |---| row)")
 
     def cells(line: str) -> list[str]:
-        return [c.strip() for c in _CELL_END.split(line.strip().strip("|"))]
+        parts = _CELL_END.split(line.strip().removeprefix("|").removesuffix("|"))
+        return [markdown_cell(html.unescape(c.strip().replace("\\|", "|"))) for c in parts]
 
     header = cells(lines[0])
     rows = []
@@ -55,9 +62,13 @@ def _plain(arm: str) -> bool:
     return variant == "" or (method == "fixed" and variant == "α=0.5")
 
 
-def _row_name(name: str) -> str:
-    """Baseline rows under one name: "random-init CNN (5 seeds)" and "(3 seeds)" are one row."""
-    return next((base for base in BASELINE_ROWS if name.startswith(base)), name)
+def _row_name(name: str) -> tuple[str, str]:
+    """Baseline rows under one name, "random-init CNN (5 seeds)" and "(3 seeds)" being one row;
+    what the name said in parentheses moves into the cell."""
+    for base in BASELINE_ROWS:
+        if name.startswith(base):
+            return base, name[len(base) :].strip().removeprefix("(").removesuffix(")")
+    return name, ""
 
 
 def accuracy_side_by_side(folders: dict[str, Path], score: str = "low-label probe") -> str:
@@ -67,9 +78,10 @@ def accuracy_side_by_side(folders: dict[str, Path], score: str = "low-label prob
         for row in rows:
             if score not in row:
                 raise TableError(f"{folders[label]}/accuracy.md has no {score!r} column")
-            name = _row_name(row["representation"])
+            name, seeds = _row_name(row["representation"])
             runs = row.get("runs", "–")
-            cells.setdefault(name, {})[label] = row[score] + (f" ({runs})" if runs not in ("", "–") else "")
+            count = seeds or (runs if runs not in ("", "–") else "")
+            cells.setdefault(name, {})[label] = row[score] + (f" ({count})" if count else "")
     arms = [name for name in cells if name not in BASELINE_ROWS and _plain(name)]
     order = [name for name in BASELINE_ROWS if name in cells] + arm_order(arms)
     header = ["representation", *[markdown_cell(f"{label}: {score}") for label in folders]]
@@ -106,15 +118,21 @@ def claims_side_by_side(folders: dict[str, Path]) -> str:
 
 
 def write_side_by_side(folders: dict[str, Path], out: Path, score: str = "low-label probe") -> list[Path]:
-    """``out``/accuracy.md and ``out``/claims.md (the latter when every study has a claims table)."""
+    """``out``/accuracy.md and ``out``/claims.md. Without a claims table in every study there is no
+    claims.md, and an older one in ``out`` is removed rather than left beside the new accuracy.md.
+    ``out`` may not be one of the studies' folders: their own tables would be replaced."""
+    if any(out.resolve() == Path(folder).resolve() for folder in folders.values()):
+        raise TableError(f"--out {out} is one of the studies' folders; write the comparison elsewhere")
     text = {"accuracy.md": accuracy_side_by_side(folders, score)}
     if all((Path(folder) / "claims.md").is_file() for folder in folders.values()):
         text["claims.md"] = claims_side_by_side(folders)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, body in text.items():
-        (out / name).write_text(body)
+        (out / name).write_text(body, encoding="utf-8")
         written.append(out / name)
+    if "claims.md" not in text:
+        (out / "claims.md").unlink(missing_ok=True)
     return written
 
 
@@ -144,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     except TableError as error:
         print(f"side_by_side: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # an unreadable table, an --out that is a file
+        print(f"side_by_side: {error.strerror or error}: {error.filename or args.out}", file=sys.stderr)
+        return 2
     print("side_by_side: wrote " + ", ".join(str(p) for p in written))
+    if not any(p.name == "claims.md" for p in written):
+        print("side_by_side: no claims.md: not every study has a claims table", file=sys.stderr)
     return 0
 
 

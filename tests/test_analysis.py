@@ -181,6 +181,22 @@ def test_a_group_keeps_its_colour_on_panels_where_another_group_is_missing(tmp_p
     assert legend == full
 
 
+def test_more_groups_than_the_palette_still_get_distinct_colours(tmp_path, monkeypatch):
+    from matplotlib.colors import to_hex
+
+    from adadim.analysis import plots
+
+    rows = planted_rows(12, constant(1.0), constant(0.5), every=4)
+    for k in range(12):
+        write_run(tmp_path / "runs", f"r{k}", rows, config={"method": f"m{k:02d}", "run": {"seed": 0}})
+    traj = trajectories(load_runs(tmp_path / "runs", progress=False, cache_dir=None), ["dynamics/H_R"])
+    saved = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, out, name: saved.setdefault("fig", fig))
+    plots.plot_trajectories(traj, tmp_path / "figures")
+    lines = [line for ax in saved["fig"].axes for line in ax.get_lines()]
+    assert len(lines) == 12 and len({to_hex(line.get_color()) for line in lines}) == 12
+
+
 # ---- loading: bad runs, caching, W&B -------------------------------------------------------
 
 

@@ -63,7 +63,8 @@ def test_accuracy_rows_line_up_by_representation_and_leave_variants_out(two_stud
     write_side_by_side(two_studies, tmp_path / "out")
     rows = {r["representation"]: r for r in read_table(tmp_path / "out" / "accuracy.md")}
     assert list(rows) == ["raw pixels", "random-init CNN", "vicreg", "barlow", "fixed α=0.5", "adadim"]
-    assert rows["random-init CNN"]["CIFAR-10: low-label probe"] == "25.65 ± 0.99"
+    assert rows["random-init CNN"]["CIFAR-10: low-label probe"] == "25.65 ± 0.99 (3 seeds)"
+    assert rows["raw pixels"]["digits: low-label probe"] == "86.76"
     assert rows["vicreg"]["digits: low-label probe"] == "96.03 ± 0.37 (5)"
     assert rows["vicreg"]["CIFAR-10: low-label probe"] == "41.04 ± 0.57 (3)"
     assert rows["barlow"]["digits: low-label probe"] == "–"  # a method one study did not train
@@ -96,6 +97,39 @@ def test_labels_are_inert_in_the_table(two_studies, tmp_path):
     assert [len(r) for r in read_table(tmp_path / "out" / "claims.md")] == [4, 4, 4]
 
 
+def test_cells_from_the_files_are_inert_and_keep_escaped_pipes(tmp_path):
+    a = _study(
+        tmp_path / "a",
+        ["| <img/src=x/onerror=alert(1)> | 3 | 1 | <script>x</script> | 1 | 1 |", "| a\\|b | 3 | 1 | 2 | 1 | 1 |"],
+        ["| `c` | 1 [0, 2] | 0.5 | 1 | no | 3 | t | r > 0 |"],
+    )
+    b = _study(
+        tmp_path / "b", ["| a\\|b | 3 | 1 | 5 | 1 | 1 |"], ["| `c` | 1 [0, 2] | 0.5 | 1 | <b>no</b> | 3 | t | n |"]
+    )
+    write_side_by_side({"A": a, "B": b}, tmp_path / "out")
+    text = (tmp_path / "out" / "accuracy.md").read_text() + (tmp_path / "out" / "claims.md").read_text()
+    assert "<img" not in text and "<script>" not in text and "<b>" not in text
+    assert "&lt;img/src=x/onerror=alert(1)&gt;" in text and "&lt;script&gt;x&lt;/script&gt; (3)" in text
+    rows = {r["representation"]: r for r in read_table(tmp_path / "out" / "accuracy.md")}
+    assert rows["a\\|b"] == {"representation": "a\\|b", "A: low-label probe": "2 (3)", "B: low-label probe": "5 (3)"}
+
+
+def test_out_may_not_be_a_study_folder_and_a_stale_claims_table_goes(two_studies, tmp_path, capsys):
+    before = (two_studies["digits"] / "accuracy.md").read_text()
+    assert (
+        main(["--out", str(two_studies["digits"]), f"a={two_studies['digits']}", f"b={two_studies['CIFAR-10']}"]) == 2
+    )
+    assert "is one of the studies' folders" in capsys.readouterr().err
+    assert (two_studies["digits"] / "accuracy.md").read_text() == before
+    out = tmp_path / "out"
+    write_side_by_side(two_studies, out)
+    assert (out / "claims.md").is_file()
+    (two_studies["CIFAR-10"] / "claims.md").unlink()
+    assert main(["--out", str(out), f"a={two_studies['digits']}", f"b={two_studies['CIFAR-10']}"]) == 0
+    assert not (out / "claims.md").exists()
+    assert "no claims.md: not every study has a claims table" in capsys.readouterr().err
+
+
 def test_bad_input_is_one_line_and_exit_2(two_studies, tmp_path, capsys):
     broken = _study(tmp_path / "broken", ["| vicreg | 5 | 1 |"])
     out = tmp_path / "out"
@@ -107,6 +141,16 @@ def test_bad_input_is_one_line_and_exit_2(two_studies, tmp_path, capsys):
     (tmp_path / "prose.md").write_text("no table here\n")
     with pytest.raises(TableError, match="not a Markdown table"):
         read_table(tmp_path / "prose.md")
+    latin = _study(tmp_path / "latin", [])
+    (latin / "accuracy.md").write_bytes(
+        ACCURACY_HEADER.encode("latin-1", "replace") + b"| \xb1 | 1 | 1 | 1 | 1 | 1 |\n"
+    )
+    assert main(["--out", str(out), f"a={two_studies['digits']}", f"b={latin}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "not UTF-8 text" in err
+    (tmp_path / "a-file").write_text("x")
+    assert main(["--out", str(tmp_path / "a-file"), f"a={two_studies['digits']}", f"b={two_studies['CIFAR-10']}"]) == 2
+    assert "\n" not in capsys.readouterr().err.strip()
     with pytest.raises(SystemExit):
         main(["--out", str(out), str(two_studies["digits"])])  # LABEL=FOLDER is required
 
