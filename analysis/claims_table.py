@@ -137,7 +137,10 @@ def _ratio_row(rs, eq, accuracy, by, ratio_sign, alpha) -> dict:
 
 def _method_row(rs, accuracy) -> dict:
     claim, test = "method_comparison", TESTS["method_comparison"]
-    result, note = compare_methods(rs.runs, accuracy)
+    # By arm: AdaDim is the plain arm (γ = 0, no balancing), not its MI or balancing variants
+    # pooled into one "method", which would count several arms' runs as one arm's seeds.
+    column = "arm" if "arm" in rs.runs else "method"
+    result, note = compare_methods(rs.runs, accuracy, method=column)
     if not result:
         return _missing(claim, test, note)
     return _row(claim, test, result, result["sign_ok"], result["n"], note)

@@ -182,9 +182,8 @@ def test_a_group_keeps_its_colour_on_panels_where_another_group_is_missing(tmp_p
 
 
 def test_more_groups_than_the_palette_still_get_distinct_colours(tmp_path, monkeypatch):
-    from matplotlib.colors import to_hex
-
     from adadim.analysis import plots
+    from matplotlib.colors import to_hex
 
     rows = planted_rows(12, constant(1.0), constant(0.5), every=4)
     for k in range(12):

@@ -329,6 +329,14 @@ def test_method_comparison_row_from_runs_on_disk(tmp_path):
     assert row["estimate"] == pytest.approx(adadim - simclr)
     for name in ("vicreg", "byol", "barlow"):
         assert f"{name} " in row["note"] and "(paired" in row["note"]
+    # AdaDim's variants are arms of their own: adding γ > 0 runs (far below every baseline, on
+    # other seeds) changes neither the AdaDim arm nor the pairing.
+    for seed in range(5, 8):
+        config = {"method": "adadim", "adadim": {"gamma": 0.2}, "run": {"seed": seed}}
+        write_run(tmp_path, f"mi-{seed}", rows, {DEFAULT_ACCURACY: 0.5}, config)
+    again = claims(load_runs(tmp_path, progress=False)).set_index("claim").loc["method_comparison"]
+    assert again["supported"] and again["n"] == 25 and again["estimate"] == pytest.approx(row["estimate"])
+    assert "adadim (5 runs)" in again["note"] and "Welch" not in again["note"]
     # Without a baseline arm the row is not tested, and stays out of Holm's family.
     only = runs[runs["method"] == "adadim"]
     result, note = compare_methods(only, DEFAULT_ACCURACY)
