@@ -82,7 +82,7 @@ def plot_trajectories(
     for ax in axes.flat[len(metrics) :]:
         ax.set_visible(False)
     handles = [plt.Line2D([], [], color=colours[group], label=str(group)) for group in groups]
-    ncol = min(6, len(handles))
+    ncol = min(8, len(handles))  # one row for up to eight groups
     fig.legend(handles=handles, loc="upper center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 1.02))
     sns.despine(fig)
     fig.tight_layout()

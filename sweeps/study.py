@@ -1,9 +1,10 @@
 """`adadim study`: the reproduction study, local sweeps followed by every analysis study.
 
 A study is a list of sweep files (`STUDIES`), each a plain W&B sweep that can also run online.
-digits and cifar10 (ResNet-18) have four: the six methods × 5 seeds, a fixed-α ladder, AdaDim's
-MI term, and AdaDim with gradient balancing. cifar10-cpu has one: six methods × 3 seeds at the
-cifar10-cpu config, about 5 hours on a 2-core CPU. Their runs are analysed together,
+digits and cifar10 (ResNet-18) have four: the methods × 5 seeds (seven on digits, BYOL
+included; six on cifar10), a fixed-α ladder, AdaDim's MI term, and AdaDim with gradient
+balancing. cifar10-cpu has one: six methods × 3 seeds at the
+cifar10-cpu config, about 4 hours on a 2-core CPU. Their runs are analysed together,
 grouped by arm (the method and its variant): runs of one arm differ only by seed, so the arm is
 the unit the statistics count.
 
