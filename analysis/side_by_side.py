@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from .markdown_text import markdown_cell
-from .study_results import arm_order
+from .study_results import arm_order, is_plain_arm
 
 # An unescaped pipe ends a cell; `markdown_cell` writes a pipe inside a cell as "\|".
 _CELL_END = re.compile(r"(?<!\\)\|")
@@ -57,11 +57,6 @@ def read_table(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def _plain(arm: str) -> bool:
-    method, _, variant = arm.partition(" ")
-    return variant == "" or (method == "fixed" and variant == "α=0.5")
-
-
 def _row_name(name: str) -> tuple[str, str]:
     """Baseline rows under one name, "random-init CNN (5 seeds)" and "(3 seeds)" being one row;
     what the name said in parentheses moves into the cell."""
@@ -82,7 +77,7 @@ def accuracy_side_by_side(folders: dict[str, Path], score: str = "low-label prob
             runs = row.get("runs", "–")
             count = seeds or (runs if runs not in ("", "–") else "")
             cells.setdefault(name, {})[label] = row[score] + (f" ({count})" if count else "")
-    arms = [name for name in cells if name not in BASELINE_ROWS and _plain(name)]
+    arms = [name for name in cells if name not in BASELINE_ROWS and is_plain_arm(name)]
     order = [name for name in BASELINE_ROWS if name in cells] + arm_order(arms)
     header = ["representation", *[markdown_cell(f"{label}: {score}") for label in folders]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

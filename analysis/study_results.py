@@ -48,14 +48,19 @@ def _pm(values: pd.Series) -> str:
     return f"{values.mean():.2f} ± {values.std():.2f}"
 
 
+def is_plain_arm(arm: str) -> bool:
+    """A method without a variant, or fixed α = 0.5 (the fixed method's reference rung)."""
+    method, _, variant = arm.partition(" ")
+    return variant == "" or (method == "fixed" and variant == "α=0.5")
+
+
 def arm_order(arms) -> list[str]:
     """Arms sorted: by method in `METHOD_ORDER`, the plain method first, then its variants."""
 
     def key(arm: str):
         method, _, variant = arm.partition(" ")
         rank = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
-        plain = variant == "" or (method == "fixed" and variant == "α=0.5")
-        return (rank, not plain, variant)
+        return (rank, not is_plain_arm(arm), variant)
 
     return sorted(set(arms), key=key)
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from filelock import FileLock
 
-from .image_folder import BadImage, DatasetError, image_folder, note_skipped, read_image
+from .image_folder import BadImage, image_folder, note_skipped, read_image, refuse_empty_classes
 
 CACHE_VERSION = 1
 MAX_CACHED_SIZE = 127  # larger images take the per-image path (resized to 224 for the ImageNet recipe)
@@ -151,10 +151,7 @@ def cached_image_folder(folder: Path, cache_dir: Path | None = None, skip_bad_im
                 return CachedFolder(images, labels, list(meta["classes"]), entry, built=False)
         decoded, label_array, skipped = _decode(samples, skip_bad_images)
         note_skipped(folder, skipped, len(samples))
-        kept_labels = set(label_array.tolist())
-        empty = [name for i, name in enumerate(listing.classes) if i not in kept_labels]
-        if empty:
-            raise DatasetError(f"image folder {folder}: no readable image left in class {', '.join(empty)}")
+        refuse_empty_classes(folder, listing.classes, label_array.tolist())
         meta = {
             "version": CACHE_VERSION,
             "source": str(Path(folder).resolve()),

@@ -87,11 +87,17 @@ def image_folder(folder: Path, skip_bad_images: bool = False):
             dataset.imgs = dataset.samples
             dataset.targets = [label for _, label in dataset.samples]
             note_skipped(folder, bad, total)
-        empty = sorted(set(range(len(dataset.classes))) - set(dataset.targets))
-        if empty:
-            names = ", ".join(dataset.classes[i] for i in empty)
-            raise DatasetError(f"image folder {folder}: no readable image left in class {names}")
+        refuse_empty_classes(folder, dataset.classes, dataset.targets)
     return dataset
+
+
+def refuse_empty_classes(folder: Path, classes: list[str], labels) -> None:
+    """`DatasetError` naming every class of ``classes`` that no label in ``labels`` points to:
+    after unreadable images were skipped, a class with none left cannot be learned or scored."""
+    kept = {int(label) for label in labels}
+    empty = [name for i, name in enumerate(classes) if i not in kept]
+    if empty:
+        raise DatasetError(f"image folder {folder}: no readable image left in class {', '.join(empty)}")
 
 
 def error_line(error: Exception) -> str:
