@@ -9,7 +9,7 @@ import torch
 from adadim.training.config import load_config
 from adadim.training.data import Transformed, eval_transform, evaluation_loaders, load_splits
 from adadim.training.image_cache import NotCacheable, cached_image_folder
-from adadim.training.image_folder import BadImage, read_image
+from adadim.training.image_folder import BadImage, DatasetError, image_folder, read_image
 from PIL import Image
 from trainer_helpers import CIFAR_JPEG, cifar_jpeg_folder
 
@@ -94,6 +94,17 @@ def test_bad_image_is_named_or_skipped_with_a_count_also_on_a_cache_hit(tmp_path
         cached = cached_image_folder(root, tmp_path / "cache", skip_bad_images=True)
         assert cached.built is built and len(cached.images) == 6
         assert "skipped 1 unreadable image(s) of 7" in capsys.readouterr().err
+
+
+def test_a_class_with_no_readable_image_left_is_refused_on_both_paths(tmp_path):
+    root = _folder(tmp_path / "train", classes=("ant", "cat", "dog"), per_class=2)
+    for name in ("0.png", "1.png"):
+        (root / "ant" / name).write_bytes(b"not an image")
+    with pytest.raises(DatasetError, match=r"no readable image left in class ant$"):
+        cached_image_folder(root, tmp_path / "cache", skip_bad_images=True)
+    with pytest.raises(DatasetError, match=r"no readable image left in class ant$"):
+        image_folder(root, skip_bad_images=True)
+    assert not any((tmp_path / "cache").glob("*/meta.json"))  # no entry for a refused folder
 
 
 def test_cached_folder_serves_training_and_batched_evaluation_like_the_per_image_path(tmp_path):
