@@ -28,14 +28,18 @@ trainer's heap setting (``run.retain_freed_memory``), set once for the process.
 
 lightly is an optional dependency: ``pip install 'adadim[bench]'``.
 
-    python benchmarks/bench_peer.py [--budget 120] [--seed 0]
-    python benchmarks/bench_peer.py --config cifar10-cpu --budget 300 data.root=DATA
+    python benchmarks/bench_peer.py [--budget 120] [--seed 0 1 2]
+    python benchmarks/bench_peer.py --config cifar10-cpu --budget 300 --seed 0 1 2 -- data.root=DATA
+
+With several seeds, each seed is one pair of runs (the length is calibrated once, at the first),
+and a last table gives the mean ratio and ours minus the peer with a 95% t interval over seeds.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 import tempfile
 import time
@@ -49,9 +53,11 @@ from adadim.training.evaluation import evaluate_splits, extract_features
 from adadim.training.models import build_backbone, projector
 from adadim.training.runtime import retain_freed_memory
 from adadim.training.trainer import train
+from scipy import stats
 from torch import nn
 
 KEYS = ("lowlabel_top1", "knn_top1", "linear_top1")
+OURS, PEER = "adadim train method=vicreg", "plain loop, lightly VICRegLoss"
 
 
 def require_lightly():
@@ -194,54 +200,78 @@ def report(rows: dict[str, dict], budget: float, length: str) -> None:
         seconds = f"{r['seconds']:>8.1f}" if "seconds" in r else f"{'-':>8}"
         scores = " ".join(f"{100 * r[k]:>{w}.2f}" for k, w in zip(KEYS, (10, 7, 7), strict=True))
         print(f"{name:<34} {img_s} {scores} {steps} {seconds}")
-    ours, peer = rows["adadim train method=vicreg"], rows["plain loop, lightly VICRegLoss"]
+    ours, peer = rows[OURS], rows[PEER]
     ratios = " ".join(f"{ours[k] / peer[k]:>{w}.3f}" for k, w in zip(KEYS, (10, 7, 7), strict=True))
-    print(f"{'ratio ours/peer':<34} {ours['img_s'] / peer['img_s']:>7.3f} {ratios}")
+    print(f"{'ratio ours/peer':<34} {ours['img_s'] / peer['img_s']:>7.3f} {ratios}", flush=True)
+
+
+def report_seeds(pairs: list[tuple[dict, dict]]) -> None:
+    """Over seeds: the mean ratio, and ours minus the peer in points with a 95% t interval
+    (paired by seed: each seed is one independent pair of runs)."""
+    print(f"\nover {len(pairs)} seeds (paired by seed; 95% t interval of the difference)")
+    print(f"{'':<12} {'mean ratio':>10} {'ours - peer':>12} {'95% interval':>18}")
+    for key in ("img_s", *KEYS):
+        ratio = sum(ours[key] / peer[key] for ours, peer in pairs) / len(pairs)
+        scale = 1.0 if key == "img_s" else 100.0
+        diffs = [scale * (ours[key] - peer[key]) for ours, peer in pairs]
+        low, high = stats.t.interval(0.95, len(diffs) - 1, loc=statistics.mean(diffs), scale=stats.sem(diffs))
+        print(f"{key:<12} {ratio:>10.3f} {statistics.mean(diffs):>+12.2f} {f'[{low:+.2f}, {high:+.2f}]':>18}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(LENGTH), default="digits")
     parser.add_argument("--budget", type=float, default=120.0, help="training seconds for each system")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, nargs="+", default=[0], help="one pair of runs per seed")
     parser.add_argument("overrides", nargs="*", help="key=value overrides for our trainer (e.g. data.root=...)")
     args = parser.parse_args()
     # The trainer's process setting (run.retain_freed_memory), for both systems alike.
     retain_freed_memory()
     if args.budget <= 0:
         parser.error("--budget must be > 0")
+    if len(set(args.seed)) != len(args.seed):
+        parser.error(f"--seed repeats a seed: {args.seed}")
     loss_class = require_lightly()
-    base = ["run.progress=false", "wandb.mode=disabled", f"run.seed={args.seed}", *args.overrides]
+    base = ["run.progress=false", "wandb.mode=disabled", *args.overrides]
     try:
         cfg = load_config(args.config, ["method=vicreg", *base])
         splits = load_splits(cfg.data)
     except (ConfigError, DatasetNotFound) as error:
         sys.exit(f"bench_peer.py: {error}")
+    key = LENGTH[args.config][0]
+    raw = score(nn.Flatten(), cfg, splits)
+    pairs = []
     with tempfile.TemporaryDirectory() as tmp:
-        length = length_for_budget(args.config, base, Path(tmp), args.budget)
-        key = LENGTH[args.config][0]
-        summary = run_trainer(args.config, [*base, f"{key}={length}"], Path(tmp), "ours")
-    seconds = summary["trainer/loop_seconds"]
-    steps = int(summary["trainer/step"])
-    ours = {k: summary[f"final/{k}"] for k in KEYS}
-    ours.update(steps=steps, seconds=seconds, img_s=steps * cfg.data.batch_size / seconds)
+        # The length is calibrated once, at the first seed: a step costs the same at every seed.
+        length = length_for_budget(args.config, [*base, f"run.seed={args.seed[0]}"], Path(tmp), args.budget)
+        for seed in args.seed:
+            overrides = [*base, f"run.seed={seed}", f"{key}={length}"]
+            summary = run_trainer(args.config, overrides, Path(tmp), f"ours-{seed}")
+            ours = {k: summary[f"final/{k}"] for k in KEYS}
+            seconds, steps = summary["trainer/loop_seconds"], int(summary["trainer/step"])
+            ours.update(steps=steps, seconds=seconds, img_s=steps * cfg.data.batch_size / seconds)
+            peer = run_peer(args.config, cfg, splits, seconds, seed, loss_class)
+            if len(args.seed) > 1:
+                print(f"seed {seed}")
+            report({OURS: ours, PEER: peer, "raw pixels": raw}, args.budget, f"{key}={length}")
+            pairs.append((ours, peer))
+    if len(pairs) > 1:
+        report_seeds(pairs)
 
-    if args.config == "digits":
+
+def run_peer(config: str, cfg, splits, seconds: float, seed: int, loss_class) -> dict:
+    """The plain loop for ``seconds`` at ``seed``, scored by our protocol."""
+    if config == "digits":
         images = torch.stack([splits.ssl_train[i][0] for i in range(len(splits.ssl_train))])
-        peer_net, peer = plain_loop(images, splits.in_channels, seconds, args.seed, loss_class())
+        network, peer = plain_loop(images, splits.in_channels, seconds, seed, loss_class())
     else:
         memory = in_memory_images(splits.ssl_train)
         assert memory is not None, "cifar10-cpu's images are held in memory (the image cache)"
         images = memory[0][memory[2]]
-        augmenter = build_augmenter(cfg.data, splits, args.seed, 0, "cpu")
-        peer_net, peer = plain_loop(images, splits.in_channels, seconds, args.seed, loss_class(), cfg, augmenter)
-    peer.update(score(peer_net, cfg, splits))
-    raw = score(nn.Flatten(), cfg, splits)
-    report(
-        {"adadim train method=vicreg": ours, "plain loop, lightly VICRegLoss": peer, "raw pixels": raw},
-        args.budget,
-        f"{key}={length}",
-    )
+        augmenter = build_augmenter(cfg.data, splits, seed, 0, "cpu")
+        network, peer = plain_loop(images, splits.in_channels, seconds, seed, loss_class(), cfg, augmenter)
+    peer.update(score(network, cfg, splits))
+    return peer
 
 
 if __name__ == "__main__":
