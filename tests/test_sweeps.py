@@ -32,6 +32,7 @@ BUNDLED = [
     "recipe-byol-digits",
     "recipe-cifar10-cpu",
     "study-cifar10-cpu",
+    "study-cifar10-cpu-fixed",
     "study-cifar10-cpu-alpha",
 ]
 # Trials run as ordinary runs: W&B stays in its default offline mode.
