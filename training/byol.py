@@ -43,13 +43,17 @@ class BYOLTarget:
         self.network.requires_grad_(False)
         self.tau_base, self.total_steps = float(tau_base), int(total_steps)
         self.tau = tau_at(0, self.total_steps, self.tau_base)  # the rate of the next update
+        self.separate_views = online.separate_views
 
     @torch.no_grad()
     def project(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The target's projections of both views (one batch, as the online network sees them)."""
+        """The target's projections of both views, batched as the online network batches them."""
         b = x1.shape[0]
         self.network.train()
-        z = self.network["projector"](self.network["backbone"](torch.cat([x1, x2]))).float()
+        target = nn.Sequential(self.network["backbone"], self.network["projector"])
+        if self.separate_views:
+            return target(x1).float(), target(x2).float()
+        z = target(torch.cat([x1, x2])).float()
         return z[:b], z[b:]
 
     @torch.no_grad()

@@ -108,6 +108,7 @@ class ModelConfig:
     cifar_stem: bool = True  # 3x3 stride-1 stem, no max-pool, for 32x32 images
     width: int = 32  # small_cnn / cifar_cnn base width; R has 4x / 8x this many features
     projector: list[int] = field(default_factory=lambda: [512, 512])  # hidden..., output width
+    view_batches: str = "joint"  # joint: both views in one batch (BatchNorm over both) | separate: one per view
 
 
 @dataclass
@@ -570,6 +571,10 @@ def validate(cfg: DictConfig, check_files: bool = True) -> None:
         len(model.projector) >= 1 and all(w >= 1 for w in model.projector), "model.projector must list widths >= 1"
     )
     _require(model.width >= 1, f"model.width must be >= 1, got {model.width}")
+    _require(
+        model.view_batches in ("joint", "separate"),
+        f"model.view_batches must be joint or separate, got {model.view_batches!r}",
+    )
     loss = cfg.loss
     _require(loss.temperature > 0, f"loss.temperature must be > 0, got {loss.temperature}")
     for key in ("invariance_weight", "variance_weight", "covariance_weight", "barlow_lambda"):

@@ -108,10 +108,16 @@ class SSLModel(nn.Module):
     """
 
     def __init__(
-        self, backbone: nn.Module, projector_widths: list[int], num_classes: int, predictor_hidden: int | None = None
+        self,
+        backbone: nn.Module,
+        projector_widths: list[int],
+        num_classes: int,
+        predictor_hidden: int | None = None,
+        separate_views: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
+        self.separate_views = separate_views
         out_dim = int(backbone.out_dim)  # type: ignore[arg-type]  # every backbone here sets out_dim
         self.projector = projector(out_dim, list(projector_widths))
         self.probe = nn.Linear(out_dim, num_classes)
@@ -121,20 +127,27 @@ class SSLModel(nn.Module):
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, predict: bool = False):
         b = x1.shape[0]
-        r = self.backbone(torch.cat([x1, x2]))
-        z = self.projector(r)
-        logits = self.probe(r[:b].detach())
-        z1, z2 = z[:b], z[b:]
+        if self.separate_views:
+            r1, r2 = self.backbone(x1), self.backbone(x2)
+            z1, z2 = self.projector(r1), self.projector(r2)
+        else:
+            r = self.backbone(torch.cat([x1, x2]))
+            z = self.projector(r)
+            r1, r2, z1, z2 = r[:b], r[b:], z[:b], z[b:]
+        logits = self.probe(r1.detach())
         if predict:
             # From the returned views, so that gradients with respect to them (the gradient
             # shares) see the predictor's path.
+            if self.separate_views:
+                return (r1, r2), (z1, z2), logits, (self.predictor(z1), self.predictor(z2))
             p = self.predictor(torch.cat([z1, z2]))
-            return (r[:b], r[b:]), (z1, z2), logits, (p[:b], p[b:])
-        return (r[:b], r[b:]), (z1, z2), logits
+            return (r1, r2), (z1, z2), logits, (p[:b], p[b:])
+        return (r1, r2), (z1, z2), logits
 
 
 def build_model(cfg, in_channels: int, num_classes: int) -> SSLModel:
     """The run's model from its config: method=byol's online network adds the predictor."""
     backbone = build_backbone(cfg.model.backbone, in_channels, cfg.model.width, cfg.model.cifar_stem)
     hidden = cfg.byol.predictor_hidden if cfg.method == "byol" else None
-    return SSLModel(backbone, list(cfg.model.projector), num_classes, hidden)
+    separate = cfg.model.view_batches == "separate"
+    return SSLModel(backbone, list(cfg.model.projector), num_classes, hidden, separate)
