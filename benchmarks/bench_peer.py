@@ -214,15 +214,23 @@ def report_seeds(pairs: list[tuple[dict, dict]]) -> None:
         ratio = sum(ours[key] / peer[key] for ours, peer in pairs) / len(pairs)
         scale = 1.0 if key == "img_s" else 100.0
         diffs = [scale * (ours[key] - peer[key]) for ours, peer in pairs]
-        low, high = stats.t.interval(0.95, len(diffs) - 1, loc=statistics.mean(diffs), scale=stats.sem(diffs))
-        print(f"{key:<12} {ratio:>10.3f} {statistics.mean(diffs):>+12.2f} {f'[{low:+.2f}, {high:+.2f}]':>18}")
+        mean, sem = statistics.mean(diffs), float(stats.sem(diffs))
+        # identical differences at every seed: no spread to build an interval from
+        low, high = (mean, mean) if sem == 0 else stats.t.interval(0.95, len(diffs) - 1, loc=mean, scale=sem)
+        print(f"{key:<12} {ratio:>10.3f} {mean:>+12.2f} {f'[{low:+.2f}, {high:+.2f}]':>18}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(LENGTH), default="digits")
     parser.add_argument("--budget", type=float, default=120.0, help="training seconds for each system")
-    parser.add_argument("--seed", type=int, nargs="+", default=[0], help="one pair of runs per seed")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="one pair of runs per seed; put key=value overrides before --seed, or after --",
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides for our trainer (e.g. data.root=...)")
     args = parser.parse_args()
     # The trainer's process setting (run.retain_freed_memory), for both systems alike.

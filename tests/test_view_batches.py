@@ -2,13 +2,17 @@
 statistics over both), separate passes each view on its own (BatchNorm per view); the BYOL
 target batches the views the way its online network does."""
 
+import math
+
 import pytest
 import torch
 from adadim.cli import main
+from adadim.dynamics.keys import is_registered
 from adadim.training.byol import BYOLTarget
 from adadim.training.config import load_config
 from adadim.training.models import SmallCNN, SSLModel, build_model
-from trainer_helpers import tiny_overrides
+from adadim.training.trainer import train
+from trainer_helpers import history, tiny_overrides
 
 
 def _model(separate: bool, hidden: int | None = None) -> SSLModel:
@@ -67,3 +71,16 @@ def test_a_bad_value_is_refused_in_one_line(tmp_path, capsys):
     assert main(["train", *tiny_overrides(tmp_path, "bad"), "model.view_batches=both"]) == 2
     err = capsys.readouterr().err
     assert "model.view_batches must be joint or separate" in err and len(err.strip().splitlines()) == 1
+
+
+def test_byol_trains_with_separate_views_and_the_choice_changes_the_run(tmp_path):
+    summaries = {}
+    for mode in ("joint", "separate"):
+        overrides = tiny_overrides(tmp_path, mode, method="byol", **{"model.view_batches": mode, "optim.epochs": 1})
+        summaries[mode] = train(load_config(None, overrides))
+    rows = history(tmp_path / "separate")
+    assert all(is_registered(k) for r in rows for k in r)
+    assert any("adadim/grad_share_byol" in r for r in rows)
+    assert math.isfinite(summaries["separate"]["train/loss"])
+    # Same seed and data: only the batching of the views differs, and it changes the training.
+    assert summaries["separate"]["train/loss"] != summaries["joint"]["train/loss"]

@@ -50,10 +50,10 @@ class BYOLTarget:
         """The target's projections of both views, batched as the online network batches them."""
         b = x1.shape[0]
         self.network.train()
-        target = nn.Sequential(self.network["backbone"], self.network["projector"])
+        backbone, projector = self.network["backbone"], self.network["projector"]
         if self.separate_views:
-            return target(x1).float(), target(x2).float()
-        z = target(torch.cat([x1, x2])).float()
+            return projector(backbone(x1)).float(), projector(backbone(x2)).float()
+        z = projector(backbone(torch.cat([x1, x2]))).float()
         return z[:b], z[b:]
 
     @torch.no_grad()
