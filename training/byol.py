@@ -24,7 +24,7 @@ from torch import nn
 
 from .losses.adadim import ObjectiveSettings, ObjectiveTerms, adadim_objective
 from .losses.byol import byol_loss
-from .models import SSLModel
+from .models import SSLModel, per_view
 
 
 def tau_at(step: int, total_steps: int, tau_base: float) -> float:
@@ -48,13 +48,10 @@ class BYOLTarget:
     @torch.no_grad()
     def project(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The target's projections of both views, batched as the online network batches them."""
-        b = x1.shape[0]
         self.network.train()
-        backbone, projector = self.network["backbone"], self.network["projector"]
-        if self.separate_views:
-            return projector(backbone(x1)).float(), projector(backbone(x2)).float()
-        z = projector(backbone(torch.cat([x1, x2]))).float()
-        return z[:b], z[b:]
+        r1, r2 = per_view(self.network["backbone"], x1, x2, self.separate_views)
+        z1, z2 = per_view(self.network["projector"], r1, r2, self.separate_views)
+        return z1.float(), z2.float()
 
     @torch.no_grad()
     def update(self, online: nn.Module, step: int) -> None:

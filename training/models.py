@@ -98,6 +98,15 @@ def projector(in_dim: int, widths: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def per_view(module: nn.Module, x1: torch.Tensor, x2: torch.Tensor, separate: bool):
+    """``module`` on both views: one batch of both (``separate=False``; BatchNorm's statistics
+    over both views) or one pass per view (BatchNorm per view)."""
+    if separate:
+        return module(x1), module(x2)
+    out = module(torch.cat([x1, x2]))
+    return out[: x1.shape[0]], out[x1.shape[0] :]
+
+
 class SSLModel(nn.Module):
     """Backbone, projector and the online linear probe in one module (one DDP wrapper).
 
@@ -126,22 +135,13 @@ class SSLModel(nn.Module):
             self.predictor = projector(out, [predictor_hidden, out])
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, predict: bool = False):
-        b = x1.shape[0]
-        if self.separate_views:
-            r1, r2 = self.backbone(x1), self.backbone(x2)
-            z1, z2 = self.projector(r1), self.projector(r2)
-        else:
-            r = self.backbone(torch.cat([x1, x2]))
-            z = self.projector(r)
-            r1, r2, z1, z2 = r[:b], r[b:], z[:b], z[b:]
+        r1, r2 = per_view(self.backbone, x1, x2, self.separate_views)
+        z1, z2 = per_view(self.projector, r1, r2, self.separate_views)
         logits = self.probe(r1.detach())
         if predict:
             # From the returned views, so that gradients with respect to them (the gradient
             # shares) see the predictor's path.
-            if self.separate_views:
-                return (r1, r2), (z1, z2), logits, (self.predictor(z1), self.predictor(z2))
-            p = self.predictor(torch.cat([z1, z2]))
-            return (r1, r2), (z1, z2), logits, (p[:b], p[b:])
+            return (r1, r2), (z1, z2), logits, per_view(self.predictor, z1, z2, self.separate_views)
         return (r1, r2), (z1, z2), logits
 
 
