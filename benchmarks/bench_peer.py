@@ -24,9 +24,10 @@ Paired: at one seed the plain loop draws its batches in the trainer's order (the
 seeded permutation of the training images each epoch), and on cifar10-cpu it also starts from the
 trainer's initial weights (both seed the global RNG, then build the same network) and draws the
 same views at each step (the augmenter is seeded by seed and step). A pair of runs then differs
-by the system, not by the luck of its draws: with the order drawn independently (``randperm``),
-swapping the order alone moved the trainer's low-label score by about a point at seed 0
-(results/recipe-cifar10-cpu).
+by the system and by how many steps each fits into the same seconds, not by the luck of its
+draws: with the order drawn independently (``randperm``), swapping the order alone moved the
+trainer's low-label score by about a point at seed 0 (results/recipe-cifar10-cpu). The batch is
+256 for both (another ``data.batch_size`` is refused).
 
 Both frozen backbones (the plain loop's with its input standardization in front) are then
 scored by our evaluation protocol (``adadim.training.evaluation.evaluate_splits`` with the
@@ -265,6 +266,8 @@ def main() -> None:
         splits = load_splits(cfg.data)
     except (ConfigError, DatasetNotFound) as error:
         sys.exit(f"bench_peer.py: {error}")
+    if cfg.data.batch_size != 256:
+        sys.exit(f"bench_peer.py: the plain loop trains at batch 256; data.batch_size={cfg.data.batch_size} unpairs it")
     key = LENGTH[args.config][0]
     raw = score(nn.Flatten(), cfg, splits)
     pairs = []

@@ -10,10 +10,14 @@ protocol on the test split. Each flag swaps one part for the trainer's:
   probe's own group) instead of ``AdamW(model.parameters())``;
 - ``--order trainer``: the trainer's ``GlobalBatchSampler`` permutation per epoch instead of
   ``torch.randperm`` from the global RNG (the order the bench's loop drew before it was paired);
-- ``--probe``: the online probe's cross-entropy added to the loss (it sees R detached).
+- ``--probe``: the online probe's cross-entropy added to the loss. The probe sees R detached,
+  so this cannot change the backbone; it is there to make the loop the trainer's step for step.
+  (With ``--model peer --opt trainer`` the probe's head is not in the optimizer and stays at its
+  initial weights; with ``--model trainer --opt peer`` it trains at the loop's lr.)
 
-With every flag on it reproduces ``adadim train --config cifar10-cpu method=vicreg optim.lr=1e-3
-optim.warmup_epochs=0 optim.min_lr_fraction=1.0 optim.max_steps=996`` to the last digit.
+With every flag on, the first copy of this script scored the same as ``adadim train --config
+cifar10-cpu method=vicreg optim.lr=1e-3 optim.warmup_epochs=0 optim.min_lr_fraction=1.0
+optim.max_steps=996`` at seed 0, to the two decimals reported (results/recipe-cifar10-cpu).
 
     python results/recipe-cifar10-cpu/peer_variants.py --model trainer --opt trainer \
         --order trainer --probe -- data.root=DATA
