@@ -143,7 +143,7 @@ def plain_loop(
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     batch, steps, epoch = 256, 0, 0
     # The trainer's batch order at this seed (its sampler's seeded permutation per epoch), so
-    # that a pair of runs differs by the system only (module docstring, "Paired").
+    # that a pair of runs shares its draws (module docstring, "Paired").
     sampler = GlobalBatchSampler(len(data), batch, seed)
     model.train()
     started = time.perf_counter()
