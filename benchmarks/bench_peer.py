@@ -74,6 +74,7 @@ from torch import nn
 
 KEYS = ("lowlabel_top1", "knn_top1", "linear_top1")
 OURS, PEER = "adadim train method=vicreg", "plain loop, lightly VICRegLoss"
+PEER_BATCH = 256  # the plain loop's batch; the trainer's data.batch_size must match it
 
 
 def require_lightly():
@@ -141,7 +142,7 @@ def plain_loop(
         data = images
     model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    batch, steps, epoch = 256, 0, 0
+    batch, steps, epoch = PEER_BATCH, 0, 0
     # The trainer's batch order at this seed (its sampler's seeded permutation per epoch), so
     # that a pair of runs shares its draws (module docstring, "Paired").
     sampler = GlobalBatchSampler(len(data), batch, seed)
@@ -263,11 +264,12 @@ def main() -> None:
     base = ["run.progress=false", "wandb.mode=disabled", *args.overrides]
     try:
         cfg = load_config(args.config, ["method=vicreg", *base])
+        if cfg.data.batch_size != PEER_BATCH:  # refused before the data is read
+            asked = cfg.data.batch_size
+            sys.exit(f"bench_peer.py: the plain loop trains at batch {PEER_BATCH}; data.batch_size={asked} unpairs it")
         splits = load_splits(cfg.data)
     except (ConfigError, DatasetNotFound) as error:
         sys.exit(f"bench_peer.py: {error}")
-    if cfg.data.batch_size != 256:
-        sys.exit(f"bench_peer.py: the plain loop trains at batch 256; data.batch_size={cfg.data.batch_size} unpairs it")
     key = LENGTH[args.config][0]
     raw = score(nn.Flatten(), cfg, splits)
     pairs = []
