@@ -42,6 +42,8 @@ lightly is an optional dependency: ``pip install 'adadim[bench]'``.
 
 With several seeds, each seed is one pair of runs (the length is calibrated once, at the first),
 and a last table gives the mean ratio and ours minus the peer with a 95% t interval over seeds.
+``--length N`` skips the calibration and runs the trainer at that length (the key above), to add
+seeds to an earlier run at its length; the plain loop still gets each trainer run's seconds.
 """
 
 from __future__ import annotations
@@ -252,12 +254,20 @@ def main() -> None:
         default=[0],
         help="one pair of runs per seed; put key=value overrides before --seed, or after --",
     )
+    parser.add_argument(
+        "--length",
+        type=int,
+        help="the trainer's optim.epochs (digits) or optim.max_steps (cifar10-cpu) instead of calibrating it"
+        " to the budget; to add seeds to an earlier run at that run's length",
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides for our trainer (e.g. data.root=...)")
     args = parser.parse_args()
     # The trainer's process setting (run.retain_freed_memory), for both systems alike.
     retain_freed_memory()
     if args.budget <= 0:
         parser.error("--budget must be > 0")
+    if args.length is not None and args.length < 1:
+        parser.error("--length must be >= 1")
     if len(set(args.seed)) != len(args.seed):
         parser.error(f"--seed repeats a seed: {args.seed}")
     loss_class = require_lightly()
@@ -275,7 +285,9 @@ def main() -> None:
     pairs = []
     with tempfile.TemporaryDirectory() as tmp:
         # The length is calibrated once, at the first seed: a step costs the same at every seed.
-        length = length_for_budget(args.config, [*base, f"run.seed={args.seed[0]}"], Path(tmp), args.budget)
+        length = args.length or length_for_budget(
+            args.config, [*base, f"run.seed={args.seed[0]}"], Path(tmp), args.budget
+        )
         for seed in args.seed:
             overrides = [*base, f"run.seed={seed}", f"{key}={length}"]
             summary = run_trainer(args.config, overrides, Path(tmp), f"ours-{seed}")
