@@ -24,7 +24,8 @@ Paired: at one seed the plain loop draws its batches in the trainer's order (the
 seeded permutation of the training images each epoch), and on cifar10-cpu it also starts from the
 trainer's initial weights (both seed the global RNG, then build the same network) and draws the
 same views at each step (the augmenter is seeded by seed and step). A pair of runs then differs
-by the system and by how many steps each fits into the same seconds, not by the luck of its
+by the system, by how many steps each fits into the same seconds and, with the trainer's own
+recipe, by the learning-rate schedule (the loop's is a constant 1e-3), not by the luck of its
 draws: with the order drawn independently (``randperm``), swapping the order alone moved the
 trainer's low-label score by about a point at seed 0 (results/recipe-cifar10-cpu). The batch is
 256 for both (another ``data.batch_size`` is refused).
@@ -43,7 +44,9 @@ lightly is an optional dependency: ``pip install 'adadim[bench]'``.
 With several seeds, each seed is one pair of runs (the length is calibrated once, at the first),
 and a last table gives the mean ratio and ours minus the peer with a 95% t interval over seeds.
 ``--length N`` skips the calibration and runs the trainer at that length (the key above), to add
-seeds to an earlier run at its length; the plain loop still gets each trainer run's seconds.
+seeds to an earlier run at its length; ``--budget`` then only labels the report, and the plain
+loop still gets each trainer run's seconds. (The trainer stops at whichever comes first, max_steps or
+the config's epochs, so on cifar10-cpu a length past its epochs' steps is refused.)
 """
 
 from __future__ import annotations
@@ -281,13 +284,18 @@ def main() -> None:
     except (ConfigError, DatasetNotFound) as error:
         sys.exit(f"bench_peer.py: {error}")
     key = LENGTH[args.config][0]
-    raw = score(nn.Flatten(), cfg, splits)
     pairs = []
     with tempfile.TemporaryDirectory() as tmp:
-        # The length is calibrated once, at the first seed: a step costs the same at every seed.
-        length = args.length or length_for_budget(
-            args.config, [*base, f"run.seed={args.seed[0]}"], Path(tmp), args.budget
-        )
+        # Unless given, the length is calibrated once, at the first seed: a step costs the same
+        # at every seed.
+        length = args.length
+        if length is None:
+            length = length_for_budget(args.config, [*base, f"run.seed={args.seed[0]}"], Path(tmp), args.budget)
+        if key == "optim.max_steps":  # the trainer would stop at its epochs first, unannounced
+            most = len(splits.ssl_train) // cfg.data.batch_size * cfg.optim.epochs
+            if length > most:
+                sys.exit(f"bench_peer.py: {key}={length} is past the config's {most} steps; raise optim.epochs")
+        raw = score(nn.Flatten(), cfg, splits)
         for seed in args.seed:
             overrides = [*base, f"run.seed={seed}", f"{key}={length}"]
             summary = run_trainer(args.config, overrides, Path(tmp), f"ours-{seed}")
@@ -297,7 +305,8 @@ def main() -> None:
             peer = run_peer(args.config, cfg, splits, seconds, seed, loss_class)
             if len(args.seed) > 1:
                 print(f"seed {seed}")
-            report({OURS: ours, PEER: peer, "raw pixels": raw}, args.budget, f"{key}={length}")
+            given = " (given)" if args.length is not None else ""
+            report({OURS: ours, PEER: peer, "raw pixels": raw}, args.budget, f"{key}={length}{given}")
             pairs.append((ours, peer))
     if len(pairs) > 1:
         report_seeds(pairs)
