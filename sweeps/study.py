@@ -3,8 +3,9 @@
 A study is a list of sweep files (`STUDIES`), each a plain W&B sweep that can also run online.
 digits and cifar10 (ResNet-18) have four: the methods × 5 seeds (seven on digits, BYOL
 included; six on cifar10), a fixed-α ladder, AdaDim's MI term, and AdaDim with gradient
-balancing. cifar10-cpu has two: five methods × 3 seeds at the cifar10-cpu config, and fixed
-α = 0.5 × 3 seeds at the lr its round chose; about 4 hours on a 2-core CPU. Their runs are
+balancing. cifar10-cpu has three: five methods × 3 seeds at the cifar10-cpu config, fixed
+α = 0.5 × 3 seeds at the lr its round chose, and a fixed-α ladder of four rungs × 1 seed; about
+4 hours on a 2-core CPU. Their runs are
 analysed together,
 grouped by arm (the method and its variant): runs of one arm differ only by seed, so the arm is
 the unit the statistics count.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 PARTS = ("", "-alpha", "-mi", "-balance")
 STUDIES = {name: tuple(f"study-{name}{part}" for part in PARTS) for name in ("digits", "cifar10")}
-STUDIES["cifar10-cpu"] = ("study-cifar10-cpu", "study-cifar10-cpu-fixed")
+STUDIES["cifar10-cpu"] = ("study-cifar10-cpu", "study-cifar10-cpu-fixed", "study-cifar10-cpu-alpha")
 STUDY_DIGITS = STUDIES["digits"]
 # The figures a results folder shows, from the analysis of all arms (or, for the first two, of the
 # first sweep's six methods: one line per method stays readable).
@@ -38,7 +39,7 @@ def add_parser(commands, name: str = "study", help_text: str = "") -> None:
         choices=sorted(STUDIES),
         default="digits",
         help="the study whose sweeps run: sweeps/study-digits*.yaml, study-cifar10{,-alpha,-mi,-balance}.yaml, "
-        "or study-cifar10-cpu{,-fixed}.yaml",
+        "or study-cifar10-cpu{,-fixed,-alpha}.yaml",
     )
     study.add_argument("--file", action="append", help="run these sweeps instead of --study's (repeat for several)")
     study.add_argument("--root", default="runs/sweeps")
