@@ -292,7 +292,8 @@ def main() -> None:
         if length is None:
             length = length_for_budget(args.config, [*base, f"run.seed={args.seed[0]}"], Path(tmp), args.budget)
         if key == "optim.max_steps":  # the trainer would stop at its epochs first, unannounced
-            most = len(splits.ssl_train) // cfg.data.batch_size * cfg.optim.epochs
+            per_epoch = GlobalBatchSampler(len(splits.ssl_train), cfg.data.batch_size, 0).batches_per_epoch
+            most = per_epoch * cfg.optim.epochs
             if length > most:
                 sys.exit(f"bench_peer.py: {key}={length} is past the config's {most} steps; raise optim.epochs")
         raw = score(nn.Flatten(), cfg, splits)
