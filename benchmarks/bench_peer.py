@@ -44,8 +44,9 @@ lightly is an optional dependency: ``pip install 'adadim[bench]'``.
 With several seeds, each seed is one pair of runs (the length is calibrated once, at the first),
 and a last table gives the mean ratio and ours minus the peer with a 95% t interval over seeds.
 ``--length N`` skips the calibration and runs the trainer at that length (the key above), to add
-seeds to an earlier run at its length; ``--budget`` then only labels the report, and the plain
-loop still gets each trainer run's seconds. (The trainer stops at whichever comes first, max_steps or
+seeds to an earlier run at its length or to run the config's own length; ``--budget`` then only
+labels the report (without it the report says "each trainer run's seconds"), and the plain loop
+still gets each trainer run's seconds. (The trainer stops at whichever comes first, max_steps or
 the config's epochs, so on cifar10-cpu a length past its epochs' steps is refused.)
 """
 
@@ -217,8 +218,9 @@ def score(network: nn.Module, cfg, splits) -> dict:
     return evaluate_splits(features, cfg.eval, full_probe=True)
 
 
-def report(rows: dict[str, dict], budget: float, length: str) -> None:
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; budget {budget:.0f} s; trainer {length}")
+def report(rows: dict[str, dict], budget: float | None, length: str) -> None:
+    spent = "each trainer run's seconds" if budget is None else f"{budget:.0f} s"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; budget {spent}; trainer {length}")
     print(f"{'system':<34} {'img/s':>7} {'low-label':>10} {'kNN':>7} {'linear':>7} {'steps':>6} {'seconds':>8}")
     for name, r in rows.items():
         img_s = f"{r['img_s']:>7.0f}" if "img_s" in r else f"{'-':>7}"
@@ -249,7 +251,9 @@ def report_seeds(pairs: list[tuple[dict, dict]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(LENGTH), default="digits")
-    parser.add_argument("--budget", type=float, default=120.0, help="training seconds for each system")
+    parser.add_argument(
+        "--budget", type=float, help="training seconds for each system (default 120; with --length, only a label)"
+    )
     parser.add_argument(
         "--seed",
         type=int,
@@ -267,7 +271,9 @@ def main() -> None:
     args = parser.parse_args()
     # The trainer's process setting (run.retain_freed_memory), for both systems alike.
     retain_freed_memory()
-    if args.budget <= 0:
+    if args.budget is None and args.length is None:
+        args.budget = 120.0
+    if args.budget is not None and args.budget <= 0:
         parser.error("--budget must be > 0")
     if args.length is not None and args.length < 1:
         parser.error("--length must be >= 1")
