@@ -190,7 +190,7 @@ class OptimConfig:
     warmup_epochs: float = 10.0  # linear warm-up of the learning rate, then cosine decay
     min_lr_fraction: float = 0.0  # the cosine decay's final learning rate, as a fraction of the peak
     epochs: int = 400  # passes over the SSL training split
-    max_steps: int | None = None  # cap the run at this many steps; the lr schedule then ends there
+    max_steps: int | None = None  # cap the run at this many steps; the cosine ends there, the warm-up keeps its epochs
     probe_lr: float = 0.1  # the online linear probe's lr (no weight decay)
 
 
