@@ -1,4 +1,4 @@
-"""Run records committed beside a study's results (``results/<study>/runs/<sweep>/<trial>/``): a
+"""Run records committed beside a study's results (``results/<study>/records/<sweep>/<trial>/``): a
 study root seeded with them skips those trials, so a study continues across machines; and each
 committed record is a finished run of the trial its id names in its sweep file."""
 
@@ -14,7 +14,7 @@ from adadim.sweeps.spec import grid_trials, load_sweep
 from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
-RECORDS = sorted(p.parent for p in (REPO / "results").glob("*/runs/*/*/summary.json"))
+RECORDS = sorted(p.parent for p in (REPO / "results").glob("*/records/*/*/summary.json"))
 RECORD_FILES = ("config.yaml", "summary.json", "history.jsonl", "noise_floor.json")
 
 
@@ -69,3 +69,10 @@ def test_committed_records_are_finished_clean_cpu_runs_of_their_trials(record):
     config = OmegaConf.load(record / "config.yaml")
     for key, value in params.items():
         assert OmegaConf.select(config, key) == value, key
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent for p in (REPO / "results").glob("*/records/README.md")))
+def test_a_records_folder_holds_committed_records(folder):
+    """A records folder whose runs git ignores, or never received, would leave the checks above
+    with nothing to check; the folder's README exists only beside records."""
+    assert any(r.is_relative_to(folder) for r in RECORDS), f"{folder} has a README but no run records"
