@@ -136,6 +136,25 @@ def test_bad_sweep_files_are_refused_before_anything_runs(tmp_path, capsys, para
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_root_seeded_with_finished_trial_folders_skips_them(tmp_path, capsys):
+    # A study continued on another machine: the finished trials' folders copied in, no sweep.json.
+    path = _sweep_file(tmp_path, {"method": {"values": ["vicreg", "simclr"]}, "run.seed": {"values": [0, 1]}})
+    root = tmp_path / "runs"
+    for index, seed in enumerate([0, 1]):
+        folder = root / "tiny" / f"tiny-{index:03d}"
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({"state": "finished", "final/val_lowlabel_top1": 0.4}))
+        (folder / "config.yaml").write_text(yaml.safe_dump({"method": "vicreg", "run": {"seed": seed}}))
+    # The grid's first two trials are those two folders: nothing runs.
+    assert main(["sweep", "local", str(path), "--root", str(root), "--count", "2"]) == 0
+    assert "started" not in capsys.readouterr().err
+    state = json.loads((root / "tiny" / "sweep.json").read_text())
+    assert [(t["trial_id"], t["status"], t["metric"]) for t in state["trials"]] == [
+        ("tiny-000", "finished", 0.4),
+        ("tiny-001", "finished", 0.4),
+    ]
+
+
 @pytest.mark.slow
 def test_local_grid_sweep_runs_records_failures_and_skips_finished_trials_on_rerun(tmp_path, capsys):
     path = _sweep_file(tmp_path, {"method": {"values": ["vicreg", "simclr"]}, "optim.epochs": {"value": 1}})
