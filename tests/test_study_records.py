@@ -3,6 +3,8 @@ each is a finished run of the trial its id names in its sweep file, so a study r
 them skips exactly those trials (the skipping itself: tests/test_sweeps.py)."""
 
 import json
+import shutil
+import subprocess
 
 import pytest
 from adadim.analysis import load_runs
@@ -36,3 +38,37 @@ def test_a_records_folder_holds_committed_records(folder):
     """A records folder whose runs git ignores, or never received, would leave the checks above
     with nothing to check; the folder's README exists only beside records."""
     assert any(r.is_relative_to(folder) for r in RECORDS), f"{folder} has a README but no run records"
+
+
+# What a trial computes with, besides the study's sweep files: the package's entry point, the code of
+# the three packages a trial runs (the analysis package only reads finished runs) and the
+# dependency ranges.
+RUN_CODE = ("adadim", "dynamics", "training", "sweeps/*.py", "pyproject.toml")
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+
+
+def _history_unavailable() -> str | None:
+    if shutil.which("git") is None or _git("rev-parse", "--git-dir").returncode != 0:
+        return "not a git checkout"
+    if _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+        return "a shallow clone lacks the records' commits"
+    return None
+
+
+@pytest.mark.parametrize("folder", sorted({r.parents[1] for r in RECORDS}), ids=lambda p: p.parent.name)
+def test_records_of_a_study_share_the_code_a_run_computes_with(folder):
+    """Records accumulate across sessions at later commits; they stay one experiment only while
+    no commit between them touches the code a trial computes with or the study's sweep files."""
+    if reason := _history_unavailable():
+        pytest.skip(reason)
+    records = [r for r in RECORDS if r.is_relative_to(folder)]
+    commits = sorted({json.loads((r / "summary.json").read_text())["provenance/git_commit"] for r in records})
+    for commit in commits:
+        assert _git("cat-file", "-e", f"{commit}^{{commit}}").returncode == 0, f"{commit} is not in this history"
+    sweep_files = sorted({f"sweeps/{r.parent.name}.yaml" for r in records})
+    for commit in commits[1:]:
+        changed = _git("diff", "--name-only", commits[0], commit, "--", *RUN_CODE, *sweep_files).stdout.split()
+        assert not changed, f"{folder}: {commits[0][:7]} and {commit[:7]} differ in {changed}"
