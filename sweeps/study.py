@@ -4,9 +4,10 @@ A study is a list of sweep files (`STUDIES`), each a plain W&B sweep that can al
 digits and cifar10 (ResNet-18) have four: the methods × 5 seeds (seven on digits, BYOL
 included; six on cifar10), a fixed-α ladder, AdaDim's MI term, and AdaDim with gradient
 balancing. cifar10-cpu has three: five methods × 3 seeds at the cifar10-cpu config, fixed
-α = 0.5 × 3 seeds at the lr its round chose, and a fixed-α ladder of four rungs × 1 seed; about
-4 hours on a 2-core CPU. Their runs are analysed together, grouped by arm (the method and its
-variant): runs of one arm differ only by seed, so the arm is the unit the statistics count.
+α = 0.5 × 3 seeds at the lr its round chose, and a fixed-α ladder of four rungs × 1 seed; 4 to
+13 hours on a 2-core CPU, by the machine. Their runs are analysed together, grouped by arm (the
+method and its variant): runs of one arm differ only by seed, so the arm is the unit the
+statistics count.
 
 It sits in the top layer because it drives both the sweeps (which start trainer processes)
 and the analysis of their runs, and scores raw pixels with the training package's protocol.
