@@ -48,12 +48,25 @@ seeds to an earlier run at its length or to run the config's own length; ``--bud
 labels the report (without it the report says "each trainer run's seconds"), and the plain loop
 still gets each trainer run's seconds. (The trainer stops at whichever comes first, max_steps or
 the config's epochs, so on cifar10-cpu a length past its epochs' steps is refused.)
+
+``--save DIR`` writes each seed's pair as ``DIR/seed-<seed>.json`` (the rows as measured, the
+config, the length, the overrides, the commit and the machine), refusing up front a seed the
+folder already holds. ``--pool DIR/seed-*.json`` trains nothing: it prints the saved pairs and
+the table over their seeds, so seeds run in separate invocations, or on separate machines, pool
+through the same arithmetic. Saved pairs pool only at one config, one length and the same
+overrides (the data's location aside).
+
+    python benchmarks/bench_peer.py --config cifar10-cpu --length 1750 --seed 5 --save DIR -- data.root=DATA
+    python benchmarks/bench_peer.py --pool DIR/seed-*.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -73,6 +86,8 @@ from adadim.training.data import (
 )
 from adadim.training.evaluation import evaluate_splits, extract_features
 from adadim.training.models import build_backbone, projector
+from adadim.training.provenance import git_state
+from adadim.training.run_logger import write_json_atomic
 from adadim.training.runtime import retain_freed_memory
 from adadim.training.trainer import train
 from scipy import stats
@@ -184,6 +199,8 @@ def plain_loop(
 
 # How each config's length is set to fill the budget: the key, and its two calibration values.
 LENGTH = {"digits": ("optim.epochs", 10, 30), "cifar10-cpu": ("optim.max_steps", 20, 60)}
+# Overrides that say where the data lies on one machine: saved pairs that differ only in these pool.
+LOCATION_KEYS = ("data.root", "data.cache_dir")
 
 
 def run_trainer(config: str, overrides: list[str], root: Path, run_id: str) -> dict:
@@ -218,9 +235,15 @@ def score(network: nn.Module, cfg, splits) -> dict:
     return evaluate_splits(features, cfg.eval, full_probe=True)
 
 
-def report(rows: dict[str, dict], budget: float | None, length: str) -> None:
+def header(budget: float | None, length: str, torch_version: str | None = None, threads: int | None = None) -> str:
     spent = "each trainer run's seconds" if budget is None else f"{budget:.0f} s"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; budget {spent}; trainer {length}")
+    torch_version = torch.__version__ if torch_version is None else torch_version
+    threads = torch.get_num_threads() if threads is None else threads
+    return f"torch {torch_version}, {threads} threads; budget {spent}; trainer {length}"
+
+
+def report(rows: dict[str, dict], heading: str) -> None:
+    print(heading)
     print(f"{'system':<34} {'img/s':>7} {'low-label':>10} {'kNN':>7} {'linear':>7} {'steps':>6} {'seconds':>8}")
     for name, r in rows.items():
         img_s = f"{r['img_s']:>7.0f}" if "img_s" in r else f"{'-':>7}"
@@ -248,9 +271,109 @@ def report_seeds(pairs: list[tuple[dict, dict]]) -> None:
         print(f"{key:<12} {ratio:>10.3f} {mean:>+12.2f} {f'[{low:+.2f}, {high:+.2f}]':>18}")
 
 
+# ---- saved pairs ----------------------------------------------------------------------------
+
+
+class SavedPairError(Exception):
+    """A saved pair that cannot be read, or saved pairs that do not pool."""
+
+
+def machine() -> dict:
+    """The commit and the machine a pair ran on, saved with it."""
+    commit, dirty = git_state(Path(__file__).resolve().parent)
+    cpu = platform.processor() or platform.machine()
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "commit": commit,
+        "dirty": dirty,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def saved_path(directory: Path, seed: int) -> Path:
+    return directory / f"seed-{seed}.json"
+
+
+def save_pair(directory: Path, record: dict) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(saved_path(directory, record["seed"]), record)
+
+
+def read_pair(path: Path) -> dict:
+    """One saved pair, checked: its fields present, its scores and speeds finite and positive."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SavedPairError(f"{path}: not a readable saved pair ({error})") from None
+    needed = ("config", "length_key", "length", "seed", "overrides", "ours", "peer")
+    missing = [k for k in needed if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise SavedPairError(f"{path}: not a saved pair (missing {', '.join(missing)})")
+    if isinstance(record["seed"], bool) or not isinstance(record["seed"], int):
+        raise SavedPairError(f"{path}: seed is {record['seed']!r}, not an integer")
+    overrides = record["overrides"]
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise SavedPairError(f"{path}: overrides is {overrides!r}, not a list of key=value strings")
+    for system in ("ours", "peer"):
+        for k in ("img_s", *KEYS):
+            value = record[system].get(k) if isinstance(record[system], dict) else None
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise SavedPairError(f"{path}: {system}.{k} is {value!r}, not a positive finite number")
+    return record
+
+
+def pooled_overrides(record: dict) -> list[str]:
+    return sorted(o for o in record["overrides"] if o.split("=", 1)[0] not in LOCATION_KEYS)
+
+
+def read_pairs(paths: list[Path]) -> list[dict]:
+    """Saved pairs that pool: at least two, distinct seeds, one config, one length and the same
+    overrides (the data's location aside); sorted by seed."""
+    records = [read_pair(path) for path in paths]
+    if len(records) < 2:
+        raise SavedPairError("pooling needs at least two saved pairs")
+    first = records[0]
+    for path, record in zip(paths[1:], records[1:], strict=True):
+        for field in ("config", "length_key", "length"):
+            if record[field] != first[field]:
+                raise SavedPairError(f"{path}: {field} {record[field]!r} differs from {paths[0]}'s {first[field]!r}")
+        if pooled_overrides(record) != pooled_overrides(first):
+            raise SavedPairError(
+                f"{path}: overrides {record['overrides']} differ from {paths[0]}'s {first['overrides']}"
+            )
+    seeds = [record["seed"] for record in records]
+    if len(set(seeds)) != len(seeds):
+        raise SavedPairError(f"the saved pairs repeat a seed: {sorted(seeds)}")
+    return sorted(records, key=lambda record: record["seed"])
+
+
+def pool(paths: list[Path]) -> None:
+    """Each saved pair's rows, then the table over their seeds."""
+    records = read_pairs(paths)
+    for record in records:
+        where = f"commit {str(record.get('commit'))[:7]}, {record.get('cpu')}, {record.get('cores')} cores"
+        print(f"seed {record['seed']} ({where})")
+        given = " (given)" if record.get("length_given") else ""
+        length = f"{record['length_key']}={record['length']}{given}"
+        heading = header(record.get("budget"), length, record.get("torch"), record.get("threads"))
+        rows = {OURS: record["ours"], PEER: record["peer"]}
+        if isinstance(record.get("raw"), dict):
+            rows["raw pixels"] = record["raw"]
+        report(rows, heading)
+        print()
+    report_seeds([(record["ours"], record["peer"]) for record in records])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", choices=sorted(LENGTH), default="digits")
+    parser.add_argument("--config", choices=sorted(LENGTH), help="digits (the default) or cifar10-cpu")
     parser.add_argument(
         "--budget", type=float, help="training seconds for each system (default 120; with --length, only a label)"
     )
@@ -258,8 +381,7 @@ def main() -> None:
         "--seed",
         type=int,
         nargs="+",
-        default=[0],
-        help="one pair of runs per seed; put key=value overrides before --seed, or after --",
+        help="one pair of runs per seed (default 0); put key=value overrides before --seed, or after --",
     )
     parser.add_argument(
         "--length",
@@ -267,10 +389,25 @@ def main() -> None:
         help="the trainer's optim.epochs (digits) or optim.max_steps (cifar10-cpu) instead of calibrating it"
         " to the budget; to add seeds to an earlier run at that run's length",
     )
+    parser.add_argument("--save", type=Path, metavar="DIR", help="write each seed's pair to DIR/seed-<seed>.json")
+    parser.add_argument(
+        "--pool", type=Path, nargs="+", metavar="FILE", help="train nothing: pool pairs saved by --save"
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides for our trainer (e.g. data.root=...)")
     args = parser.parse_args()
-    # The trainer's process setting (run.retain_freed_memory), for both systems alike.
-    retain_freed_memory()
+    if args.pool is not None:
+        given = [
+            f"--{name}" for name in ("config", "budget", "seed", "length", "save") if getattr(args, name) is not None
+        ]
+        if given or args.overrides:
+            parser.error(f"--pool trains nothing; {' '.join(given + args.overrides)} would have no effect")
+        try:
+            pool(args.pool)
+        except SavedPairError as error:
+            sys.exit(f"bench_peer.py: {error}")
+        return
+    args.config = args.config or "digits"
+    args.seed = args.seed or [0]
     if args.budget is None and args.length is None:
         args.budget = 120.0
     if args.budget is not None and args.budget <= 0:
@@ -279,6 +416,14 @@ def main() -> None:
         parser.error("--length must be >= 1")
     if len(set(args.seed)) != len(args.seed):
         parser.error(f"--seed repeats a seed: {args.seed}")
+    if args.save is not None:  # refused before anything runs: a saved pair is never overwritten
+        held = [str(saved_path(args.save, seed)) for seed in args.seed if saved_path(args.save, seed).exists()]
+        if held:
+            sys.exit(f"bench_peer.py: {', '.join(held)} already saved; move it aside or choose another --save")
+        if args.save.exists() and not args.save.is_dir():
+            sys.exit(f"bench_peer.py: --save {args.save} is not a folder")
+    # The trainer's process setting (run.retain_freed_memory), for both systems alike.
+    retain_freed_memory()
     loss_class = require_lightly()
     base = ["run.progress=false", "wandb.mode=disabled", *args.overrides]
     try:
@@ -313,8 +458,12 @@ def main() -> None:
             if len(args.seed) > 1:
                 print(f"seed {seed}")
             given = " (given)" if args.length is not None else ""
-            report({OURS: ours, PEER: peer, "raw pixels": raw}, args.budget, f"{key}={length}{given}")
+            report({OURS: ours, PEER: peer, "raw pixels": raw}, header(args.budget, f"{key}={length}{given}"))
             pairs.append((ours, peer))
+            if args.save is not None:
+                record = {"config": args.config, "length_key": key, "length": length, "length_given": bool(given)}
+                record.update(seed=seed, budget=args.budget, overrides=list(args.overrides), ours=ours, peer=peer)
+                save_pair(args.save, {**record, "raw": raw, **machine()})
     if len(pairs) > 1:
         report_seeds(pairs)
 
