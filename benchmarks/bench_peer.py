@@ -42,7 +42,9 @@ lightly is an optional dependency: ``pip install 'adadim[bench]'``.
     python benchmarks/bench_peer.py --config cifar10-cpu --budget 300 --seed 0 1 2 -- data.root=DATA
 
 With several seeds, each seed is one pair of runs (the length is calibrated once, at the first),
-and a last table gives the mean ratio and ours minus the peer with a 95% t interval over seeds.
+and a last table gives the mean ratio and ours minus the peer with a 95% t interval over seeds,
+then the interval of the per-seed img/s ratio (the one to read when seeds ran on machines of
+different speeds, where the img/s difference mixes scales).
 ``--length N`` skips the calibration and runs the trainer at that length (the key above), to add
 seeds to an earlier run at its length or to run the config's own length; ``--budget`` then only
 labels the report (without it the report says "each trainer run's seconds"), and the plain loop
@@ -54,7 +56,7 @@ config, the length, the overrides, the commit and the machine), refusing up fron
 folder already holds. ``--pool DIR/seed-*.json`` trains nothing: it prints the saved pairs and
 the table over their seeds, so seeds run in separate invocations, or on separate machines, pool
 through the same arithmetic. Saved pairs pool only at one config, one length and the same
-overrides (the data's location aside).
+overrides apart from ``data.root`` and ``data.cache_dir``.
 
     python benchmarks/bench_peer.py --config cifar10-cpu --length 1750 --seed 5 --save DIR -- data.root=DATA
     python benchmarks/bench_peer.py --pool DIR/seed-*.json
@@ -235,7 +237,7 @@ def score(network: nn.Module, cfg, splits) -> dict:
     return evaluate_splits(features, cfg.eval, full_probe=True)
 
 
-def header(budget: float | None, length: str, torch_version: str | None = None, threads: int | None = None) -> str:
+def header(budget: float | None, length: str, torch_version: str | None = None, threads: object = None) -> str:
     spent = "each trainer run's seconds" if budget is None else f"{budget:.0f} s"
     torch_version = torch.__version__ if torch_version is None else torch_version
     threads = torch.get_num_threads() if threads is None else threads
@@ -256,19 +258,27 @@ def report(rows: dict[str, dict], heading: str) -> None:
     print(f"{'ratio ours/peer':<34} {ours['img_s'] / peer['img_s']:>7.3f} {ratios}", flush=True)
 
 
+def t_interval(values: list[float]) -> tuple[float, float, float]:
+    """The mean and its 95% t interval; identical values leave no spread to build one from."""
+    mean, sem = statistics.mean(values), float(stats.sem(values))
+    low, high = (mean, mean) if sem == 0 else stats.t.interval(0.95, len(values) - 1, loc=mean, scale=sem)
+    return mean, float(low), float(high)
+
+
 def report_seeds(pairs: list[tuple[dict, dict]]) -> None:
     """Over seeds: the mean ratio, and ours minus the peer in points with a 95% t interval
-    (paired by seed: each seed is one independent pair of runs)."""
+    (paired by seed: each seed is one independent pair of runs). The img/s difference is in
+    img/s, so over seeds run on machines of different speeds it mixes scales; the interval of
+    the per-seed img/s ratio, printed last, is the one to read then."""
     print(f"\nover {len(pairs)} seeds (paired by seed; 95% t interval of the difference)")
     print(f"{'':<12} {'mean ratio':>10} {'ours - peer':>12} {'95% interval':>18}")
     for key in ("img_s", *KEYS):
         ratio = sum(ours[key] / peer[key] for ours, peer in pairs) / len(pairs)
         scale = 1.0 if key == "img_s" else 100.0
-        diffs = [scale * (ours[key] - peer[key]) for ours, peer in pairs]
-        mean, sem = statistics.mean(diffs), float(stats.sem(diffs))
-        # identical differences at every seed: no spread to build an interval from
-        low, high = (mean, mean) if sem == 0 else stats.t.interval(0.95, len(diffs) - 1, loc=mean, scale=sem)
+        mean, low, high = t_interval([scale * (ours[key] - peer[key]) for ours, peer in pairs])
         print(f"{key:<12} {ratio:>10.3f} {mean:>+12.2f} {f'[{low:+.2f}, {high:+.2f}]':>18}")
+    mean, low, high = t_interval([ours["img_s"] / peer["img_s"] for ours, peer in pairs])
+    print(f"img_s ratio {mean:.4f}, 95% t interval of the per-seed ratio [{low:.4f}, {high:.4f}]")
 
 
 # ---- saved pairs ----------------------------------------------------------------------------
@@ -306,27 +316,62 @@ def save_pair(directory: Path, record: dict) -> None:
     write_json_atomic(saved_path(directory, record["seed"]), record)
 
 
+def is_number(value: object, low: float = 0.0) -> bool:
+    """A finite number above ``low`` (JSON's integers may be too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value)) and value > low
+    except OverflowError:
+        return False
+
+
 def read_pair(path: Path) -> dict:
-    """One saved pair, checked: its fields present, its scores and speeds finite and positive."""
+    """One saved pair, checked: its fields present and of their types, its scores and speeds
+    finite and positive, so that a damaged or hand-edited file is named rather than printed."""
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SavedPairError(f"{path}: not a readable saved pair ({error})") from None
-    needed = ("config", "length_key", "length", "seed", "overrides", "ours", "peer")
-    missing = [k for k in needed if not isinstance(record, dict) or k not in record]
+    if not isinstance(record, dict):
+        raise SavedPairError(f"{path}: not a saved pair (a JSON {type(record).__name__}, not an object)")
+    missing = [k for k in ("config", "length_key", "length", "seed", "overrides", "ours", "peer") if k not in record]
     if missing:
         raise SavedPairError(f"{path}: not a saved pair (missing {', '.join(missing)})")
+
+    def refuse(field: str, what: str) -> SavedPairError:
+        return SavedPairError(f"{path}: {field} is {record_value(record, field)!r}, not {what}")
+
     if isinstance(record["seed"], bool) or not isinstance(record["seed"], int):
-        raise SavedPairError(f"{path}: seed is {record['seed']!r}, not an integer")
-    overrides = record["overrides"]
-    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-        raise SavedPairError(f"{path}: overrides is {overrides!r}, not a list of key=value strings")
-    for system in ("ours", "peer"):
-        for k in ("img_s", *KEYS):
-            value = record[system].get(k) if isinstance(record[system], dict) else None
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise SavedPairError(f"{path}: {system}.{k} is {value!r}, not a positive finite number")
+        raise refuse("seed", "an integer")
+    if isinstance(record["length"], bool) or not isinstance(record["length"], int) or record["length"] < 1:
+        raise refuse("length", "an integer >= 1")
+    if not isinstance(record["overrides"], list) or not all(isinstance(o, str) for o in record["overrides"]):
+        raise refuse("overrides", "a list of key=value strings")
+    if record.get("budget") is not None and not is_number(record["budget"]):
+        raise refuse("budget", "null or a positive number")
+    for system in ("ours", "peer", "raw"):
+        if system == "raw" and "raw" not in record:
+            continue
+        if not isinstance(record[system], dict):
+            raise refuse(system, "an object of scores")
+        for k in (*(("img_s",) if system != "raw" else ()), *KEYS):
+            if not is_number(record[system].get(k)):
+                raise refuse(f"{system}.{k}", "a positive finite number")
+        steps = record[system].get("steps")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+            raise refuse(f"{system}.steps", "a whole number of steps")
+        if record[system].get("seconds") is not None and not is_number(record[system]["seconds"]):
+            raise refuse(f"{system}.seconds", "a positive number of seconds")
     return record
+
+
+def record_value(record: dict, field: str) -> object:
+    """``record``'s value at a dotted ``field`` (``ours.img_s``), None where it is absent."""
+    value: object = record
+    for part in field.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def pooled_overrides(record: dict) -> list[str]:
@@ -358,11 +403,12 @@ def pool(paths: list[Path]) -> None:
     """Each saved pair's rows, then the table over their seeds."""
     records = read_pairs(paths)
     for record in records:
-        where = f"commit {str(record.get('commit'))[:7]}, {record.get('cpu')}, {record.get('cores')} cores"
+        commit = str(record.get("commit", "?"))[:7] + ("+dirty" if record.get("dirty") else "")
+        where = f"commit {commit}, {record.get('cpu', '?')}, {record.get('cores', '?')} cores"
         print(f"seed {record['seed']} ({where})")
         given = " (given)" if record.get("length_given") else ""
         length = f"{record['length_key']}={record['length']}{given}"
-        heading = header(record.get("budget"), length, record.get("torch"), record.get("threads"))
+        heading = header(record.get("budget"), length, str(record.get("torch", "?")), record.get("threads", "?"))
         rows = {OURS: record["ours"], PEER: record["peer"]}
         if isinstance(record.get("raw"), dict):
             rows["raw pixels"] = record["raw"]
@@ -419,9 +465,13 @@ def main() -> None:
     if args.save is not None:  # refused before anything runs: a saved pair is never overwritten
         held = [str(saved_path(args.save, seed)) for seed in args.seed if saved_path(args.save, seed).exists()]
         if held:
-            sys.exit(f"bench_peer.py: {', '.join(held)} already saved; move it aside or choose another --save")
-        if args.save.exists() and not args.save.is_dir():
-            sys.exit(f"bench_peer.py: --save {args.save} is not a folder")
+            sys.exit(f"bench_peer.py: {', '.join(held)} already saved; move aside or choose another --save")
+        try:  # made now, so that a folder that cannot hold the pairs fails before the first run
+            args.save.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            sys.exit(f"bench_peer.py: --save {args.save} cannot be made a folder ({error.strerror})")
+        if not os.access(args.save, os.W_OK):
+            sys.exit(f"bench_peer.py: --save {args.save} is not writable")
     # The trainer's process setting (run.retain_freed_memory), for both systems alike.
     retain_freed_memory()
     loss_class = require_lightly()
@@ -462,8 +512,8 @@ def main() -> None:
             pairs.append((ours, peer))
             if args.save is not None:
                 record = {"config": args.config, "length_key": key, "length": length, "length_given": bool(given)}
-                record.update(seed=seed, budget=args.budget, overrides=list(args.overrides), ours=ours, peer=peer)
-                save_pair(args.save, {**record, "raw": raw, **machine()})
+                record.update(seed=seed, budget=args.budget, overrides=list(args.overrides))
+                save_pair(args.save, {**record, "ours": ours, "peer": peer, "raw": raw, **machine()})
     if len(pairs) > 1:
         report_seeds(pairs)
 
