@@ -289,7 +289,8 @@ class SavedPairError(Exception):
 
 
 def machine() -> dict:
-    """The commit and the machine a pair ran on, saved with it."""
+    """The commit and the machine a pair ran on, saved with it; read once, at the start, since
+    the code that runs is the code loaded then."""
     commit, dirty = git_state(Path(__file__).resolve().parent)
     cpu = platform.processor() or platform.machine()
     try:
@@ -316,12 +317,12 @@ def save_pair(directory: Path, record: dict) -> None:
     write_json_atomic(saved_path(directory, record["seed"]), record)
 
 
-def is_number(value: object, low: float = 0.0) -> bool:
-    """A finite number above ``low`` (JSON's integers may be too large for a float)."""
+def is_number(value: object) -> bool:
+    """A finite positive number (JSON's integers may be too large for a float)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     try:
-        return math.isfinite(float(value)) and value > low
+        return math.isfinite(float(value)) and value > 0
     except OverflowError:
         return False
 
@@ -472,6 +473,7 @@ def main() -> None:
             sys.exit(f"bench_peer.py: --save {args.save} cannot be made a folder ({error.strerror})")
         if not os.access(args.save, os.W_OK):
             sys.exit(f"bench_peer.py: --save {args.save} is not writable")
+        provenance = machine()
     # The trainer's process setting (run.retain_freed_memory), for both systems alike.
     retain_freed_memory()
     loss_class = require_lightly()
@@ -513,7 +515,7 @@ def main() -> None:
             if args.save is not None:
                 record = {"config": args.config, "length_key": key, "length": length, "length_given": bool(given)}
                 record.update(seed=seed, budget=args.budget, overrides=list(args.overrides))
-                save_pair(args.save, {**record, "ours": ours, "peer": peer, "raw": raw, **machine()})
+                save_pair(args.save, {**record, "ours": ours, "peer": peer, "raw": raw, **provenance})
     if len(pairs) > 1:
         report_seeds(pairs)
 
